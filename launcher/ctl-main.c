@@ -1,0 +1,86 @@
+/* ctl-main.c: `vmherd`, the command-line tool.  Parses global options and dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "launcher/ctl.h"
+
+static int cmd_help (CtlContext *ctx, int argc, char **argv);
+static int cmd_version (CtlContext *ctx, int argc, char **argv);
+
+static const CtlCommand commands[] = {
+  { "check", ctl_cmd_check, "[-q]", "check the host config and every VM file; exit 0 or 1" },
+  { "show-cmdline", ctl_cmd_show_cmdline, "NAME", "print the exact QEMU command line of a VM" },
+  { "version", cmd_version, "", "print vmherd's version" },
+  { "help", cmd_help, "", "this list" },
+  { NULL },
+};
+
+static void
+print_commands (FILE *out)
+{
+  fprintf (out, "usage: vmherd [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+  for (const CtlCommand *c = commands; c->name != NULL; c++)
+    {
+      g_autofree char *left = g_strdup_printf ("%s %s", c->name, c->args);
+      fprintf (out, "  %-28s %s\n", left, c->summary);
+    }
+  fprintf (out, "\nexit status: 0 done, 1 refused or failed, 2 usage error, "
+                "3 vmherdd unreachable.  See vmherd(1).\n");
+}
+
+int
+ctl_usage (CtlContext *ctx, const char *command)
+{
+  for (const CtlCommand *c = commands; c->name != NULL; c++)
+    if (strcmp (c->name, command) == 0)
+      fprintf (stderr, "usage: %s %s %s\n", ctx->program, c->name, c->args);
+  return CTL_EXIT_USAGE;
+}
+
+static int
+cmd_help (CtlContext *ctx G_GNUC_UNUSED, int argc G_GNUC_UNUSED, char **argv G_GNUC_UNUSED)
+{
+  print_commands (stdout);
+  return CTL_EXIT_OK;
+}
+
+static int
+cmd_version (CtlContext *ctx G_GNUC_UNUSED, int argc G_GNUC_UNUSED, char **argv G_GNUC_UNUSED)
+{
+  printf ("vmherd %s\n", VMHERD_VERSION);
+  return CTL_EXIT_OK;
+}
+
+int
+main (int argc, char **argv)
+{
+  CtlContext ctx = { .program = "vmherd" };
+  int i = 1;
+
+  for (; i < argc && argv[i][0] == '-'; i++)
+    {
+      if (strcmp (argv[i], "--config") == 0 && i + 1 < argc)
+        ctx.config_path = argv[++i];
+      else if (g_str_has_prefix (argv[i], "--config="))
+        ctx.config_path = argv[i] + strlen ("--config=");
+      else if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0)
+        return cmd_help (&ctx, 0, NULL);
+      else
+        {
+          fprintf (stderr, "vmherd: unknown option %s\n", argv[i]);
+          print_commands (stderr);
+          return CTL_EXIT_USAGE;
+        }
+    }
+  if (i == argc)
+    {
+      print_commands (stderr);
+      return CTL_EXIT_USAGE;
+    }
+  for (const CtlCommand *c = commands; c->name != NULL; c++)
+    if (strcmp (c->name, argv[i]) == 0)
+      return c->func (&ctx, argc - i, argv + i);
+  fprintf (stderr, "vmherd: unknown command '%s'\n", argv[i]);
+  print_commands (stderr);
+  return CTL_EXIT_USAGE;
+}

@@ -1,0 +1,46 @@
+/* host-config.h: /etc/vmherd/vmherd.conf, the host's own settings.
+ * The format is documented in docs/vmherd.conf.5. */
+#pragma once
+
+#include <glib.h>
+
+#include "launcher/config-ini.h"
+#include "launcher/config-keys.h"
+
+#define HOST_CONFIG_DEFAULT_PATH VMHERD_SYSCONFDIR "/vmherd/vmherd.conf"
+
+typedef struct
+{
+  ConfigSection section;        /* section.name is the bridge's interface name */
+  char *uplink;
+  gint64 mtu;                   /* 0: leave as it is */
+  gboolean vlan_filtering;
+  gboolean stp;
+  gint64 forward_delay_ms;
+} HostBridge;
+
+typedef struct
+{
+  char *path;                   /* the file read, or NULL when built-in defaults are used */
+  ConfigSection daemon;
+  char *vm_dir, *run_dir, *state_dir, *log_dir;
+  char *qemu, *qemu_img;
+  char *qemu_user, *qemu_group;
+  char *control_socket;
+  char *control_group;
+  gint64 parallel_starts;
+  GPtrArray *bridges;           /* HostBridge */
+} HostConfig;
+
+void host_config_free (HostConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (HostConfig, host_config_free)
+
+/* Reads path.  When path is NULL the default file is read if it exists, else the built-in
+ * defaults are used.  Problems go to errors; returns NULL when there was at least one. */
+HostConfig *host_config_load (const char *path, ConfigErrors *errors);
+
+/* The bridge declared as name, or NULL. */
+const HostBridge *host_config_find_bridge (const HostConfig *config, const char *name);
+
+/* TRUE when name can be a Linux interface name (1..15 characters, no '/', ':' or space). */
+gboolean host_ifname_is_valid (const char *name);

@@ -1,0 +1,305 @@
+/* qemu-argv.c: a VM config (+ the host's) to the exact QEMU argv.  Pure: no I/O.
+ *
+ * Modern syntax only (-blockdev graph, -netdev/-device, -chardev + -mon), so that both
+ * ends of a migration build the same machine from the same file.  Every fd QEMU uses is
+ * opened by the daemon and handed over at a number fixed here. */
+#include "launcher/qemu-argv.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#define QEMU_NIC_MAX_QUEUES 8
+
+static const char *const fd_kind_names[] = { "qmp", "serial", "agent", "tap", "vhost" };
+
+const char *
+qemu_fd_kind_to_string (QemuFdKind kind)
+{
+  return fd_kind_names[kind];
+}
+
+void
+qemu_cmdline_free (QemuCmdline *cmdline)
+{
+  if (cmdline == NULL)
+    return;
+  g_ptr_array_unref (cmdline->argv);
+  g_array_unref (cmdline->fds);
+  g_free (cmdline);
+}
+
+char *
+qemu_opt_escape (const char *value)
+{
+  GString *s = g_string_sized_new (strlen (value) + 8);
+
+  for (const char *p = value; *p != '\0'; p++)
+    {
+      if (*p == ',')
+        g_string_append_c (s, ',');
+      g_string_append_c (s, *p);
+    }
+  return g_string_free (s, FALSE);
+}
+
+guint
+qemu_argv_nic_queues (const VmConfig *vm)
+{
+  return (guint) CLAMP (vm->cpus, 1, QEMU_NIC_MAX_QUEUES);
+}
+
+char *
+qemu_argv_serial_log (const VmConfig *vm, const HostConfig *host)
+{
+  g_autofree char *file = NULL;
+
+  if (vm->serial_log != NULL)
+    return g_strdup (vm->serial_log);
+  file = g_strdup_printf ("%s.serial.log", vm->name);
+  return g_build_filename (host->log_dir, file, NULL);
+}
+
+typedef struct
+{
+  GPtrArray *argv;
+  GArray *fds;
+  int next_fd;
+} Builder;
+
+static void G_GNUC_PRINTF (3, 4)
+add (Builder *b, const char *option, const char *format, ...)
+{
+  va_list ap;
+
+  g_ptr_array_add (b->argv, g_strdup (option));
+  if (format == NULL)
+    return;
+  va_start (ap, format);
+  g_ptr_array_add (b->argv, g_strdup_vprintf (format, ap));
+  va_end (ap);
+}
+
+static int
+take_fd (Builder *b, QemuFdKind kind, guint nic, guint queue)
+{
+  QemuFd fd = { kind, nic, queue, b->next_fd++ };
+
+  g_array_append_val (b->fds, fd);
+  return fd.fd;
+}
+
+static void
+add_json (Builder *b, const char *option, JsonBuilder *jb)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (jb);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+
+  json_generator_set_root (gen, root);
+  g_ptr_array_add (b->argv, g_strdup (option));
+  g_ptr_array_add (b->argv, json_generator_to_data (gen, NULL));
+}
+
+/* A file node plus a format node: "<prefix>f-NAME" -> "<prefix>d-NAME". */
+static void
+add_blockdev_pair (Builder *b, const VmDisk *disk, const char *prefix, const char *filename,
+                   VmImageFormat format, gboolean read_only, const char *backing)
+{
+  static const gboolean direct[] = { TRUE, FALSE, FALSE, TRUE, FALSE };
+  static const gboolean no_flush[] = { FALSE, FALSE, FALSE, FALSE, TRUE };
+  g_autofree char *file_node = g_strdup_printf ("%sf-%s", prefix, disk->section.name);
+  g_autofree char *fmt_node = g_strdup_printf ("%sd-%s", prefix, disk->section.name);
+  g_autoptr(JsonBuilder) f = json_builder_new ();
+  g_autoptr(JsonBuilder) d = json_builder_new ();
+
+  json_builder_begin_object (f);
+  json_builder_set_member_name (f, "driver"); json_builder_add_string_value (f, "file");
+  json_builder_set_member_name (f, "filename"); json_builder_add_string_value (f, filename);
+  json_builder_set_member_name (f, "node-name"); json_builder_add_string_value (f, file_node);
+  json_builder_set_member_name (f, "read-only"); json_builder_add_boolean_value (f, read_only);
+  json_builder_set_member_name (f, "discard"); json_builder_add_string_value (f, "unmap");
+  json_builder_set_member_name (f, "cache");
+  json_builder_begin_object (f);
+  json_builder_set_member_name (f, "direct"); json_builder_add_boolean_value (f, direct[disk->cache]);
+  json_builder_set_member_name (f, "no-flush"); json_builder_add_boolean_value (f, no_flush[disk->cache]);
+  json_builder_end_object (f);
+  json_builder_end_object (f);
+  add_json (b, "-blockdev", f);
+
+  json_builder_begin_object (d);
+  json_builder_set_member_name (d, "driver");
+  json_builder_add_string_value (d, vm_image_format_to_string (format));
+  json_builder_set_member_name (d, "node-name"); json_builder_add_string_value (d, fmt_node);
+  json_builder_set_member_name (d, "file"); json_builder_add_string_value (d, file_node);
+  json_builder_set_member_name (d, "read-only"); json_builder_add_boolean_value (d, read_only);
+  json_builder_set_member_name (d, "discard"); json_builder_add_string_value (d, "unmap");
+  if (format == VM_FORMAT_QCOW2)
+    {
+      json_builder_set_member_name (d, "backing");
+      if (backing != NULL)
+        json_builder_add_string_value (d, backing);
+      else
+        json_builder_add_null_value (d);
+    }
+  json_builder_end_object (d);
+  add_json (b, "-blockdev", d);
+}
+
+static void
+add_disks (Builder *b, const VmConfig *vm)
+{
+  for (guint i = 0; i < vm->disks->len; i++)
+    {
+      const VmDisk *disk = vm->disks->pdata[i];
+      const char *name = disk->section.name;
+      const char *err = disk->on_error == VM_ON_ERROR_STOP ? "stop" : "report";
+      gboolean write_cache = disk->cache != VM_CACHE_WRITETHROUGH
+                             && disk->cache != VM_CACHE_DIRECTSYNC;
+      g_autofree char *backing = NULL;
+      g_autofree char *boot = NULL;
+
+      if (disk->base != NULL)
+        {
+          /* The base is opened read-only, by its declared format, never probed. */
+          add_blockdev_pair (b, disk, "b", disk->base, disk->base_format, TRUE, NULL);
+          backing = g_strdup_printf ("bd-%s", name);
+        }
+      add_blockdev_pair (b, disk, "", disk->image, disk->format, disk->read_only, backing);
+      if (i == 0 && vm->kernel == NULL)
+        boot = g_strdup (",bootindex=1");
+      add (b, "-device", "virtio-blk-pci,drive=d-%s,id=disk-%s,write-cache=%s,werror=%s,"
+           "rerror=%s%s", name, name, write_cache ? "on" : "off", err, err, boot ? boot : "");
+    }
+}
+
+static char *
+join_fds (Builder *b, QemuFdKind kind, guint nic, guint queues)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint q = 0; q < queues; q++)
+    g_string_append_printf (s, "%s%d", q ? ":" : "", take_fd (b, kind, nic, q));
+  return g_string_free (s, FALSE);
+}
+
+static void
+add_nics (Builder *b, const VmConfig *vm, const QemuHostCaps *caps)
+{
+  guint queues = qemu_argv_nic_queues (vm);
+
+  for (guint i = 0; i < vm->nics->len; i++)
+    {
+      const VmNic *nic = vm->nics->pdata[i];
+      const char *name = nic->section.name;
+      gboolean virtio = nic->model == 0;
+      guint q = virtio ? queues : 1;
+      g_autofree char *taps = join_fds (b, QEMU_FD_TAP, i, q);
+      g_autofree char *vhosts = virtio && caps->vhost_net ? join_fds (b, QEMU_FD_VHOST, i, q) : NULL;
+      g_autofree char *mq = q > 1 ? g_strdup_printf (",mq=on,vectors=%u", 2 * q + 2) : NULL;
+
+      add (b, "-netdev", "tap,id=n-%s,%s=%s%s%s%s", name, q > 1 ? "fds" : "fd", taps,
+           vhosts ? ",vhost=on," : "", vhosts ? (q > 1 ? "vhostfds=" : "vhostfd=") : "",
+           vhosts ? vhosts : "");
+      add (b, "-device", "%s,netdev=n-%s,id=net-%s,mac=%s%s", vm_nic_model_device (nic->model),
+           name, name, nic->mac, mq ? mq : "");
+    }
+}
+
+static void
+add_health_devices (Builder *b, const VmConfig *vm)
+{
+  const VmHealth *h = &vm->health;
+
+  if (h->watchdog != VM_WATCHDOG_NONE)
+    {
+      add (b, "-device", "i6300esb,id=watchdog0");
+      add (b, "-action", "watchdog=%s", vm_watchdog_action_to_string (h->watchdog));
+    }
+  if (h->panic != VM_PANIC_NONE)
+    {
+      add (b, "-device", "pvpanic-pci,id=panic0");
+      /* With -no-shutdown a "shutdown" leaves QEMU up for the daemon to see why. */
+      add (b, "-action", "panic=%s", h->panic == VM_PANIC_PAUSE ? "pause" : "shutdown");
+    }
+  if (h->guest_agent)
+    {
+      add (b, "-chardev", "socket,id=agent0,fd=%d,server=on,wait=off",
+           take_fd (b, QEMU_FD_AGENT, 0, 0));
+      add (b, "-device", "virtio-serial-pci,id=vserial0");
+      add (b, "-device", "virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0");
+    }
+}
+
+QemuCmdline *
+qemu_argv_build (const VmConfig *vm, const HostConfig *host, const QemuHostCaps *caps)
+{
+  Builder b = { g_ptr_array_new_with_free_func (g_free),
+                g_array_new (FALSE, FALSE, sizeof (QemuFd)), 3 };
+  g_autofree char *log_path = qemu_argv_serial_log (vm, host);
+  g_autofree char *log = qemu_opt_escape (log_path);
+  QemuCmdline *cmdline;
+
+  g_ptr_array_add (b.argv, g_strdup (host->qemu));
+  add (&b, "-name", "guest=%s,debug-threads=on", vm->name);
+  add (&b, "-S", NULL);
+  add (&b, "-no-user-config", NULL);
+  add (&b, "-nodefaults", NULL);
+  add (&b, "-no-shutdown", NULL);
+  add (&b, "-display", "none");
+  add (&b, "-msg", "timestamp=on");
+  add (&b, "-machine", "%s,accel=%s", vm->machine ? vm->machine : caps->default_machine, vm->accel);
+  add (&b, "-cpu", "%s", vm->cpu_model);
+  add (&b, "-m", "%" G_GUINT64_FORMAT "M", vm->memory >> 20);
+  add (&b, "-smp", "%" G_GINT64_FORMAT, vm->cpus);
+  add (&b, "-uuid", "%s", vm->uuid);
+  add (&b, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  add (&b, "-chardev", "socket,id=qmp,fd=%d,server=on,wait=off", take_fd (&b, QEMU_FD_QMP, 0, 0));
+  add (&b, "-mon", "chardev=qmp,mode=control");
+  add (&b, "-chardev", "socket,id=serial0,fd=%d,server=on,wait=off,logfile=%s,logappend=on",
+       take_fd (&b, QEMU_FD_SERIAL, 0, 0), log);
+  add (&b, "-device", "isa-serial,chardev=serial0,id=serial0");
+  if (vm->kernel != NULL)
+    {
+      add (&b, "-kernel", "%s", vm->kernel);
+      if (vm->initrd != NULL)
+        add (&b, "-initrd", "%s", vm->initrd);
+      if (vm->append != NULL)
+        add (&b, "-append", "%s", vm->append);
+    }
+  add_disks (&b, vm);
+  add_nics (&b, vm, caps);
+  add_health_devices (&b, vm);
+  for (char **arg = vm->extra_args; arg != NULL && *arg != NULL; arg++)
+    g_ptr_array_add (b.argv, g_strdup (*arg));
+  g_ptr_array_add (b.argv, NULL);
+  cmdline = g_new0 (QemuCmdline, 1);
+  cmdline->argv = b.argv;
+  cmdline->fds = b.fds;
+  return cmdline;
+}
+
+static char *
+shell_quote (const char *arg)
+{
+  if (arg[0] != '\0' && strspn (arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789_./:=,@%+-") == strlen (arg))
+    return g_strdup (arg);
+  return g_shell_quote (arg);
+}
+
+char *
+qemu_argv_to_shell (char **argv)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; argv[i] != NULL; i++)
+    {
+      g_autofree char *quoted = shell_quote (argv[i]);
+      gboolean option = argv[i][0] == '-';
+
+      if (i > 0)
+        g_string_append (s, option ? " \\\n  " : " ");
+      g_string_append (s, quoted);
+    }
+  g_string_append_c (s, '\n');
+  return g_string_free (s, FALSE);
+}

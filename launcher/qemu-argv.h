@@ -1,0 +1,52 @@
+/* qemu-argv.h: a VM config (+ the host's) to the exact QEMU argv.  Pure: no I/O. */
+#pragma once
+
+#include <glib.h>
+
+#include "launcher/host-config.h"
+#include "launcher/vm-config.h"
+
+/* What the argv depends on besides the configs; probed once per host (qemu-probe.h). */
+typedef struct
+{
+  const char *default_machine;  /* "pc-q35-7.2": the installed QEMU's q35 */
+  gboolean vhost_net;           /* /dev/vhost-net exists */
+} QemuHostCaps;
+
+/* File descriptors the spawner must place at fd numbers before exec. */
+typedef enum { QEMU_FD_QMP, QEMU_FD_SERIAL, QEMU_FD_AGENT, QEMU_FD_TAP, QEMU_FD_VHOST } QemuFdKind;
+
+const char *qemu_fd_kind_to_string (QemuFdKind kind);
+
+typedef struct
+{
+  QemuFdKind kind;
+  guint nic;                    /* QEMU_FD_TAP/VHOST: index into config->nics */
+  guint queue;                  /* QEMU_FD_TAP/VHOST: queue number */
+  int fd;                       /* the number QEMU is told about */
+} QemuFd;
+
+typedef struct
+{
+  GPtrArray *argv;              /* char *, NULL-terminated, argv[0] is the QEMU binary */
+  GArray *fds;                  /* QemuFd, in increasing fd order from 3 */
+} QemuCmdline;
+
+void qemu_cmdline_free (QemuCmdline *cmdline);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QemuCmdline, qemu_cmdline_free)
+
+/* Builds the argv.  Never fails: everything it needs was validated by vm_config_load(). */
+QemuCmdline *qemu_argv_build (const VmConfig *vm, const HostConfig *host,
+                              const QemuHostCaps *caps);
+
+/* Number of queues (tap fds) a NIC of vm gets: one per vCPU, at most 8. */
+guint qemu_argv_nic_queues (const VmConfig *vm);
+
+/* value with each ',' doubled, as QEMU's option parser wants inside "key=value,...". */
+char *qemu_opt_escape (const char *value);
+
+/* The argv shell-quoted, an option and its value per line, joined with " \\\n  ". */
+char *qemu_argv_to_shell (char **argv);
+
+/* Where a VM's serial log goes when [serial] log is not set. */
+char *qemu_argv_serial_log (const VmConfig *vm, const HostConfig *host);

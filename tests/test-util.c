@@ -1,0 +1,158 @@
+/* test-util.c: waiting, paths, temporary folders and skips for the tests. */
+#include "tests/test-util.h"
+
+#include <glib/gstdio.h>
+#include <stdlib.h>
+
+static gboolean
+wake_up (gpointer data)
+{
+  guint *id = data;
+
+  *id = 0;
+  return G_SOURCE_REMOVE;
+}
+
+void
+test_iterate_once (gint64 deadline)
+{
+  gint64 left_ms = (deadline - g_get_monotonic_time ()) / 1000;
+  guint id = g_timeout_add ((guint) CLAMP (left_ms, 1, 100), wake_up, &id);
+
+  /* Blocks until any source fires; the timeout bounds the wait so the caller can
+   * check its deadline. */
+  g_main_context_iteration (NULL, TRUE);
+  g_clear_handle_id (&id, g_source_remove);
+}
+
+static char *
+env_path (const char *var, const char *relative)
+{
+  const char *base = g_getenv (var);
+
+  if (base == NULL)
+    base = ".";
+  return g_build_filename (base, relative, NULL);
+}
+
+char *
+test_src_path (const char *relative)
+{
+  return env_path ("VMHERD_SRCDIR", relative);
+}
+
+char *
+test_build_path (const char *relative)
+{
+  return env_path ("VMHERD_BUILDDIR", relative);
+}
+
+void
+test_rm_rf (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (dir != NULL)
+    while ((name = g_dir_read_name (dir)) != NULL)
+      {
+        g_autofree char *child = g_build_filename (path, name, NULL);
+
+        if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+          test_rm_rf (child);
+        else
+          g_unlink (child);
+      }
+  g_rmdir (path);
+}
+
+static void
+rm_rf_destroy (gpointer path)
+{
+  test_rm_rf (path);
+  g_free (path);
+}
+
+char *
+test_tmpdir (void)
+{
+  g_autoptr(GError) error = NULL;
+  char *dir = g_dir_make_tmp ("vmherd-test-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  g_test_queue_destroy (rm_rf_destroy, g_strdup (dir));
+  return dir;
+}
+
+void
+test_skip_or_fail (const char *require_var, const char *reason)
+{
+  const char *required = g_getenv (require_var);
+
+  if (required != NULL && g_str_equal (required, "1"))
+    g_error ("%s=1 but %s", require_var, reason);
+  g_test_skip (reason);
+}
+
+const char *
+test_require_qemu (void)
+{
+  static char *qemu;
+
+  if (qemu == NULL)
+    qemu = g_find_program_in_path ("qemu-system-x86_64");
+  if (qemu == NULL)
+    test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU",
+                       "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+  return qemu;
+}
+
+static char *
+guest_dir (void)
+{
+  const char *dir = g_getenv ("VMHERD_GUEST_DIR");
+
+  if (dir != NULL)
+    return g_strdup (dir);
+  return g_build_filename (g_get_user_cache_dir (), "vmherd", "guest", NULL);
+}
+
+gboolean
+test_require_guest (char **out_kernel, char **out_initrd)
+{
+  g_autofree char *dir = guest_dir ();
+  g_autofree char *kernel = g_build_filename (dir, "vmlinuz", NULL);
+  g_autofree char *initrd = g_build_filename (dir, "initrd.img", NULL);
+
+  if (test_require_qemu () == NULL)
+    return FALSE;
+  if (!g_file_test (kernel, G_FILE_TEST_EXISTS) || !g_file_test (initrd, G_FILE_TEST_EXISTS))
+    {
+      g_autofree char *reason = g_strdup_printf ("no test guest in %s (run tests/guest/build-guest)", dir);
+      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", reason);
+      return FALSE;
+    }
+  *out_kernel = g_steal_pointer (&kernel);
+  *out_initrd = g_steal_pointer (&initrd);
+  return TRUE;
+}
+
+char *
+test_read_file (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  char *contents = NULL;
+
+  g_file_get_contents (path, &contents, NULL, &error);
+  g_assert_no_error (error);
+  return contents;
+}
+
+void
+test_write_file (const char *path, const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
