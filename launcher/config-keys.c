@@ -181,6 +181,22 @@ parse_vlan_list (const char *value, GArray **out_list)
 }
 
 static char *
+format_size (gint64 bytes)
+{
+  static const char units[] = "KMGT";
+  int u = -1;
+
+  while (u < 3 && bytes >= 1024 && bytes % 1024 == 0)
+    {
+      bytes /= 1024;
+      u++;
+    }
+  if (u < 0)
+    return g_strdup_printf ("%" G_GINT64_FORMAT, bytes);
+  return g_strdup_printf ("%" G_GINT64_FORMAT "%c", bytes, units[u]);
+}
+
+static char *
 parse_int_like (const ConfigKey *key, const char *value, gint64 *out)
 {
   gint64 n;
@@ -196,12 +212,18 @@ parse_int_like (const ConfigKey *key, const char *value, gint64 *out)
       break;
     case KEY_DURATION:
       if (!config_parse_duration (value, &n))
-        return g_strdup_printf ("\"%s\" is not a duration (use e.g. %s)", value, key->example);
+        return g_strdup_printf ("\"%s\" is not a duration (use %s)", value, key->example);
       break;
     default:
       if (!g_ascii_string_to_signed (value, 10, G_MININT64, G_MAXINT64, &n, NULL))
-        return g_strdup_printf ("\"%s\" is not a whole number (use e.g. %s)", value, key->example);
+        return g_strdup_printf ("\"%s\" is not a whole number (use %s)", value, key->example);
       break;
+    }
+  if (bounded && (n < key->min || n > key->max) && key->kind == KEY_SIZE)
+    {
+      g_autofree char *lo = format_size (key->min), *hi = format_size (key->max);
+      return g_strdup_printf ("%s is out of range (use %s to %s, e.g. %s)", value, lo, hi,
+                              key->example);
     }
   if (bounded && (n < key->min || n > key->max))
     return g_strdup_printf ("%s is out of range (use %s)", value, key->example);
@@ -289,8 +311,15 @@ config_key_parse (const ConfigKey *key, const char *value, const char *base_dir,
     case KEY_ARGS:
       g_clear_pointer (FIELD (s, key, char **), g_strfreev);
       if (!g_shell_parse_argv (value, NULL, FIELD (s, key, char **), &error))
-        return g_strdup_printf ("cannot split \"%s\" into arguments: %s (quote like a shell: "
-                                "'a b' \"c\")", value, error->message);
+        {
+          /* GLib's message ends in ". (The text was ...)": keep the first sentence. */
+          g_autofree char *why = g_strndup (error->message, strcspn (error->message, "("));
+          g_strchomp (why);
+          if (g_str_has_suffix (why, "."))
+            why[strlen (why) - 1] = '\0';
+          return g_strdup_printf ("cannot split \"%s\" into arguments: %s (quote like a "
+                                  "shell: 'a b' \"c\")", value, why);
+        }
       return NULL;
     case KEY_LIST:
       if (*FIELD (s, key, GPtrArray *) == NULL)

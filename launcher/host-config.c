@@ -18,16 +18,16 @@ static const ConfigKey daemon_keys[] = {
   K ("qemu-group", KEY_STRING, HostConfig, qemu_group, 0, 0, NULL, FALSE, "vmherd-qemu"),
   K ("control-socket", KEY_PATH, HostConfig, control_socket, 0, 0, NULL, FALSE, NULL),
   K ("control-group", KEY_STRING, HostConfig, control_group, 0, 0, NULL, FALSE, "vmherd"),
-  K ("parallel-starts", KEY_INT, HostConfig, parallel_starts, 1, 64, NULL, FALSE, "1 to 64"),
+  K ("parallel-starts", KEY_INT, HostConfig, parallel_starts, 1, 64, NULL, FALSE, "a number from 1 to 64"),
   { NULL },
 };
 
 static const ConfigKey bridge_keys[] = {
   K ("uplink", KEY_STRING, HostBridge, uplink, 0, 0, NULL, FALSE, "eth0 or bond0"),
-  K ("mtu", KEY_INT, HostBridge, mtu, 68, 65535, NULL, FALSE, "68 to 65535"),
+  K ("mtu", KEY_INT, HostBridge, mtu, 68, 65535, NULL, FALSE, "a number from 68 to 65535"),
   K ("vlan-filtering", KEY_BOOL, HostBridge, vlan_filtering, 0, 0, NULL, FALSE, NULL),
   K ("stp", KEY_BOOL, HostBridge, stp, 0, 0, NULL, FALSE, NULL),
-  K ("forward-delay", KEY_DURATION, HostBridge, forward_delay_ms, 0, 30000, NULL, FALSE, "0 to 30s"),
+  K ("forward-delay", KEY_DURATION, HostBridge, forward_delay_ms, 0, 30000, NULL, FALSE, "a duration from 0 to 30s"),
   { NULL },
 };
 

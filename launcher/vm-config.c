@@ -28,19 +28,19 @@ const char *vm_nic_model_device (int model) { return nic_devices[model]; }
 
 static const ConfigKey vm_keys[] = {
   K ("memory", KEY_SIZE, VmConfig, memory, 16 << 20, G_GINT64_CONSTANT (1) << 42, NULL, TRUE, "512M or 2G"),
-  K ("cpus", KEY_INT, VmConfig, cpus, 1, 255, NULL, FALSE, "1 to 255"),
+  K ("cpus", KEY_INT, VmConfig, cpus, 1, 255, NULL, FALSE, "a number from 1 to 255"),
   K ("machine", KEY_STRING, VmConfig, machine, 0, 0, NULL, FALSE, "pc-q35-7.2"),
   K ("cpu-model", KEY_STRING, VmConfig, cpu_model, 0, 0, NULL, FALSE, "qemu64 or Haswell-noTSX"),
   K ("accel", KEY_STRING, VmConfig, accel, 0, 0, NULL, FALSE, "kvm:tcg"),
   K ("uuid", KEY_UUID, VmConfig, uuid, 0, 0, NULL, FALSE, NULL),
   K ("autostart", KEY_BOOL, VmConfig, autostart, 0, 0, NULL, FALSE, NULL),
-  K ("start-order", KEY_INT, VmConfig, start_order, -1000000, 1000000, NULL, FALSE, "a number; lower starts first"),
+  K ("start-order", KEY_INT, VmConfig, start_order, -1000000, 1000000, NULL, FALSE, "a number from -1000000 to 1000000; lower starts first"),
   K ("restart", KEY_CHOICE, VmConfig, restart, 0, 0, restart_choices, FALSE, NULL),
-  K ("restart-limit", KEY_INT, VmConfig, restart_limit, 1, 1000, NULL, FALSE, "1 to 1000"),
-  K ("restart-window", KEY_DURATION, VmConfig, restart_window_ms, 1000, 86400000, NULL, FALSE, "10m"),
-  K ("powerdown-timeout", KEY_DURATION, VmConfig, powerdown_timeout_ms, 0, 3600000, NULL, FALSE, "30s"),
-  K ("quit-timeout", KEY_DURATION, VmConfig, quit_timeout_ms, 100, 3600000, NULL, FALSE, "5s"),
-  K ("term-timeout", KEY_DURATION, VmConfig, term_timeout_ms, 100, 3600000, NULL, FALSE, "5s"),
+  K ("restart-limit", KEY_INT, VmConfig, restart_limit, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
+  K ("restart-window", KEY_DURATION, VmConfig, restart_window_ms, 1000, 86400000, NULL, FALSE, "a duration from 1s to 24h, e.g. 10m"),
+  K ("powerdown-timeout", KEY_DURATION, VmConfig, powerdown_timeout_ms, 0, 3600000, NULL, FALSE, "a duration up to 1h, e.g. 30s"),
+  K ("quit-timeout", KEY_DURATION, VmConfig, quit_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
+  K ("term-timeout", KEY_DURATION, VmConfig, term_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   { NULL },
 };
 
@@ -78,15 +78,15 @@ static const ConfigKey serial_keys[] = {
 };
 
 static const ConfigKey health_keys[] = {
-  K ("qmp-interval", KEY_DURATION, VmHealth, qmp_interval_ms, 100, 3600000, NULL, FALSE, "2s"),
-  K ("qmp-timeout", KEY_DURATION, VmHealth, qmp_timeout_ms, 100, 3600000, NULL, FALSE, "5s"),
-  K ("qmp-failures", KEY_INT, VmHealth, qmp_failures, 1, 1000, NULL, FALSE, "3"),
+  K ("qmp-interval", KEY_DURATION, VmHealth, qmp_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 2s"),
+  K ("qmp-timeout", KEY_DURATION, VmHealth, qmp_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
+  K ("qmp-failures", KEY_INT, VmHealth, qmp_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
   K ("watchdog", KEY_CHOICE, VmHealth, watchdog, 0, 0, watchdog_choices, FALSE, NULL),
   K ("panic", KEY_CHOICE, VmHealth, panic, 0, 0, panic_choices, FALSE, NULL),
   K ("guest-agent", KEY_BOOL, VmHealth, guest_agent, 0, 0, NULL, FALSE, NULL),
-  K ("agent-interval", KEY_DURATION, VmHealth, agent_interval_ms, 100, 3600000, NULL, FALSE, "10s"),
-  K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "5s"),
-  K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "3"),
+  K ("agent-interval", KEY_DURATION, VmHealth, agent_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 10s"),
+  K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
+  K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
   K ("probe", KEY_LIST, VmHealth, probes, 0, 0, NULL, FALSE, NULL),
   { NULL },
 };
