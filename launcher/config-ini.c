@@ -165,6 +165,7 @@ config_ini_parse (const char *file, ConfigIniFunc func, gpointer user_data,
   ini_use_stack = false;
   ini_allow_realloc = false;
   ini_max_line = CONFIG_MAX_LINE;
+  ini_initial_alloc = CONFIG_MAX_LINE;
   ini_parse_stream (read_line_sections, &s, on_key, &s);
   fclose (s.stream);
   return TRUE;

@@ -124,9 +124,11 @@ config_parse_bool (const char *text, gboolean *out_value)
   static const char *const yes[] = { "yes", "true", "on", "1", NULL };
   static const char *const no[] = { "no", "false", "off", "0", NULL };
 
-  if (g_strv_contains (yes, text))
+  g_autofree char *lower = g_ascii_strdown (text, -1);
+
+  if (g_strv_contains (yes, lower))
     *out_value = TRUE;
-  else if (g_strv_contains (no, text))
+  else if (g_strv_contains (no, lower))
     *out_value = FALSE;
   else
     return FALSE;

@@ -8,42 +8,6 @@
 #include "launcher/qemu-probe.h"
 #include "launcher/vm-check.h"
 
-/* The QEMU probe is best effort for `check`: without QEMU, machine types go unchecked. */
-static QemuProbe *
-probe_or_warn (const HostConfig *host, gboolean required)
-{
-  g_autoptr(GError) error = NULL;
-  QemuProbe *probe = qemu_probe_run (host->qemu, &error);
-
-  if (probe == NULL)
-    fprintf (stderr, "%s: %s%s\n", required ? "error" : "warning", error->message,
-             required ? "" : " (machine types not checked)");
-  return probe;
-}
-
-int
-ctl_check_config (const char *config_path, gboolean quiet)
-{
-  g_autoptr(ConfigErrors) errors = config_errors_new ();
-  g_autoptr(HostConfig) host = host_config_load (config_path, errors);
-  g_autoptr(QemuProbe) probe = NULL;
-  g_autoptr(GPtrArray) good = NULL;
-  guint files = 0;
-
-  if (host == NULL)
-    {
-      config_errors_print (errors, stderr);
-      return CTL_EXIT_FAILED;
-    }
-  probe = probe_or_warn (host, FALSE);
-  good = vm_check_dir (host, probe, errors, &files);
-  config_errors_print (errors, stderr);
-  if (!quiet)
-    printf ("%u VM file%s in %s, %u with problems\n", files, files == 1 ? "" : "s", host->vm_dir,
-            files - good->len);
-  return errors->len > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
-}
-
 int
 ctl_cmd_check (CtlContext *ctx, int argc, char **argv)
 {
@@ -56,7 +20,7 @@ ctl_cmd_check (CtlContext *ctx, int argc, char **argv)
       else
         return ctl_usage (ctx, "check");
     }
-  return ctl_check_config (ctx->config_path, quiet);
+  return vm_check_report (ctx->config_path, quiet);
 }
 
 /* Loads vm-dir/NAME.conf; on failure prints why and returns NULL. */
@@ -115,7 +79,7 @@ ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv)
   vm = load_named_vm (host, argv[1]);
   if (vm == NULL)
     return CTL_EXIT_FAILED;
-  probe = probe_or_warn (host, vm->machine == NULL);
+  probe = vm_check_probe (host, vm->machine == NULL);
   if (probe == NULL && vm->machine == NULL)
     return CTL_EXIT_FAILED;
   if (probe == NULL)

@@ -24,8 +24,18 @@ typedef struct
 /* Prints "usage: vmherd NAME ARGS" for the command to stderr; returns CTL_EXIT_USAGE. */
 int ctl_usage (CtlContext *ctx, const char *command);
 
-/* Shared by `vmherd check` and `vmherdd --check`: prints every problem, 0/1. */
-int ctl_check_config (const char *config_path, gboolean quiet);
-
 int ctl_cmd_check (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-daemon.c: commands answered by vmherdd. */
+int ctl_cmd_list (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_status (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_start (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_stop (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_restart (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_reset (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_pause (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_resume (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_reload (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_shutdown_all (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_events (CtlContext *ctx, int argc, char **argv);

@@ -1,1 +1,137 @@
-int main (void) { return 0; }
+/* daemon-main.c: `vmherdd`.  Parses options, daemonizes unless -f, runs the daemon. */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "launcher/vm-check.h"
+#include "launcher/daemon.h"
+
+static FILE *log_stream;
+
+static GLogWriterOutput
+write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data G_GNUC_UNUSED)
+{
+  const char *message = NULL, *domain = NULL;
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%d %H:%M:%S");
+
+  if ((level & G_LOG_LEVEL_DEBUG) && g_getenv ("G_MESSAGES_DEBUG") == NULL)
+    return G_LOG_WRITER_HANDLED;
+  for (gsize i = 0; i < n_fields; i++)
+    if (strcmp (fields[i].key, "MESSAGE") == 0)
+      message = fields[i].value;
+    else if (strcmp (fields[i].key, "GLIB_DOMAIN") == 0)
+      domain = fields[i].value;
+  fprintf (log_stream, "%s %s: %s\n", stamp, domain ? domain : "vmherdd", message ? message : "");
+  fflush (log_stream);
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+    return g_log_writer_default (level, fields, n_fields, NULL);
+  return G_LOG_WRITER_HANDLED;
+}
+
+/* Classic double-fork daemon; the parent returns only when the child listens on the control
+ * socket (or failed), so `vmherdd && vmherd list` works. */
+static int
+daemonize (const char *pidfile, int *out_ready_fd)
+{
+  int pipefd[2];
+  pid_t pid;
+  char c;
+
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return -1;
+  pid = fork ();
+  if (pid < 0)
+    return -1;
+  if (pid > 0)
+    {
+      close (pipefd[1]);
+      _exit (read (pipefd[0], &c, 1) == 1 ? 0 : 1);
+    }
+  close (pipefd[0]);
+  setsid ();
+  if (fork () > 0)
+    _exit (0);
+  if (chdir ("/") < 0)
+    return -1;
+  int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  dup2 (null, STDIN_FILENO);
+  dup2 (null, STDOUT_FILENO);
+  dup2 (null, STDERR_FILENO);
+  if (null > STDERR_FILENO)
+    close (null);
+  if (pidfile != NULL)
+    {
+      g_autofree char *text = g_strdup_printf ("%d\n", (int) getpid ());
+      g_file_set_contents (pidfile, text, -1, NULL);
+    }
+  *out_ready_fd = pipefd[1];
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  gboolean foreground = FALSE, check = FALSE, version = FALSE;
+  g_autofree char *config = NULL, *pidfile = NULL, *logfile = NULL;
+  GOptionEntry entries[] = {
+    { "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "Stay in the foreground, log to stderr", NULL },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Host config (default " VMHERD_SYSCONFDIR "/vmherd/vmherd.conf)", "FILE" },
+    { "check", 0, 0, G_OPTION_ARG_NONE, &check, "Check the config and every VM file, then exit 0 or 1", NULL },
+    { "pidfile", 'p', 0, G_OPTION_ARG_FILENAME, &pidfile, "Write the daemon's pid here (default /run/vmherdd.pid)", "FILE" },
+    { "log", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "Log here when not in the foreground (default /var/log/vmherd/vmherdd.log)", "FILE" },
+    { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("- supervise this host's QEMU guests");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Daemon) daemon = NULL;
+  DaemonOptions options = { .ready_fd = -1 };
+  int status;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("vmherdd: %s (see vmherdd --help)\n", error->message);
+      return 2;
+    }
+  if (version)
+    {
+      printf ("vmherdd %s\n", VMHERD_VERSION);
+      return 0;
+    }
+  if (check)
+    return vm_check_report (config, FALSE);
+  log_stream = stderr;
+  options.config_path = config;
+  options.foreground = foreground;
+  daemon = daemon_new (&options, &error);
+  if (daemon == NULL)
+    {
+      g_printerr ("vmherdd: %s\n", error->message);
+      return 1;
+    }
+  if (!foreground)
+    {
+      const char *path = logfile ? logfile : "/var/log/vmherd/vmherdd.log";
+      if (daemonize (pidfile ? pidfile : "/run/vmherdd.pid", &options.ready_fd) < 0)
+        {
+          g_printerr ("vmherdd: cannot become a daemon: %s\n", g_strerror (errno));
+          return 1;
+        }
+      log_stream = fopen (path, "ae");
+      if (log_stream == NULL)
+        log_stream = stderr;    /* /dev/null by now; nothing better to do */
+      daemon_set_ready_fd (daemon, options.ready_fd);
+    }
+  g_log_set_writer_func (write_log, NULL, NULL);
+  status = daemon_run (daemon);
+  if (!foreground)
+    g_unlink (pidfile ? pidfile : "/run/vmherdd.pid");
+  return status;
+}

@@ -169,7 +169,6 @@ apply_defaults (HostConfig *c)
   set_default (&c->qemu, "/usr/bin/qemu-system-x86_64");
   set_default (&c->qemu_img, "/usr/bin/qemu-img");
   set_default (&c->qemu_user, "vmherd-qemu");
-  set_default (&c->qemu_group, c->qemu_user);
   set_default (&c->control_group, "vmherd");
   if (c->control_socket == NULL)
     c->control_socket = g_build_filename (c->run_dir, "control", NULL);

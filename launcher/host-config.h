@@ -25,7 +25,8 @@ typedef struct
   ConfigSection daemon;
   char *vm_dir, *run_dir, *state_dir, *log_dir;
   char *qemu, *qemu_img;
-  char *qemu_user, *qemu_group;
+  char *qemu_user;
+  char *qemu_group;             /* NULL: qemu_user's primary group */
   char *control_socket;
   char *control_group;
   gint64 parallel_starts;

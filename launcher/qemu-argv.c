@@ -166,8 +166,11 @@ add_disks (Builder *b, const VmConfig *vm)
       add_blockdev_pair (b, disk, "", disk->image, disk->format, disk->read_only, backing);
       if (i == 0 && vm->kernel == NULL)
         boot = g_strdup (",bootindex=1");
+      /* shared = yes: another host's QEMU may hold it too (cluster FS); QEMU's lock
+       * must then allow a second writer. */
       add (b, "-device", "virtio-blk-pci,drive=d-%s,id=disk-%s,write-cache=%s,werror=%s,"
-           "rerror=%s%s", name, name, write_cache ? "on" : "off", err, err, boot ? boot : "");
+           "rerror=%s%s%s", name, name, write_cache ? "on" : "off", err, err,
+           disk->shared ? ",share-rw=on" : "", boot ? boot : "");
     }
 }
 

@@ -81,7 +81,7 @@ identity_for (const HostConfig *host, Identity *id, GError **error)
   if (!id->drop)
     return TRUE;                /* not root: QEMU runs as we do */
   pw = getpwnam (host->qemu_user);
-  gr = getgrnam (host->qemu_group);
+  gr = pw == NULL ? NULL : host->qemu_group ? getgrnam (host->qemu_group) : getgrgid (pw->pw_gid);
   if (pw == NULL || gr == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,

@@ -1,6 +1,7 @@
 /* vm-check.c: checks that need the host or several VM files at once. */
 #include "launcher/vm-check.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static gint
@@ -18,7 +19,7 @@ vm_dir_list (const char *dir, GError **error)
 
   if (d == NULL)
     {
-      g_prefix_error (error, "cannot read VM directory: ");
+      g_prefix_error (error, "cannot read the VM directory: ");
       return NULL;
     }
   while ((name = g_dir_read_name (d)) != NULL)
@@ -175,7 +176,11 @@ vm_check_dir (const HostConfig *host, const QemuProbe *probe, ConfigErrors *erro
   *out_files = 0;
   if (files == NULL)
     {
-      config_errors_add (errors, host->vm_dir, 0, "%s", error->message);
+      if (!g_file_test (host->vm_dir, G_FILE_TEST_EXISTS))
+        config_errors_add (errors, host->vm_dir, 0, "the VM directory does not exist (create it, "
+                           "or set vm-dir in %s)", host->path ? host->path : HOST_CONFIG_DEFAULT_PATH);
+      else
+        config_errors_add (errors, host->vm_dir, 0, "%s", error->message);
       return g_steal_pointer (&good);
     }
   *out_files = files->len;
@@ -199,3 +204,41 @@ vm_check_dir (const HostConfig *host, const QemuProbe *probe, ConfigErrors *erro
     }
   return g_steal_pointer (&good);
 }
+
+/* The QEMU probe is best effort for `check`: without QEMU, machine types go unchecked. */
+QemuProbe *
+vm_check_probe (const HostConfig *host, gboolean required)
+{
+  g_autoptr(GError) error = NULL;
+  QemuProbe *probe = qemu_probe_run (host->qemu, &error);
+
+  if (probe == NULL)
+    fprintf (stderr, "%s: %s%s\n", required ? "error" : "warning", error->message,
+             required ? "" : " (machine types not checked)");
+  return probe;
+}
+
+int
+vm_check_report (const char *config_path, gboolean quiet)
+{
+  g_autoptr(ConfigErrors) errors = config_errors_new ();
+  g_autoptr(HostConfig) host = host_config_load (config_path, errors);
+  g_autoptr(QemuProbe) probe = NULL;
+  g_autoptr(GPtrArray) good = NULL;
+  guint files = 0;
+
+  if (host == NULL)
+    {
+      config_errors_print (errors, stderr);
+      return 1;
+    }
+  probe = vm_check_probe (host, FALSE);
+  good = vm_check_dir (host, probe, errors, &files);
+  config_errors_print (errors, stderr);
+  if (!quiet)
+    printf ("%u VM file%s in %s, %u with problems%s\n", files, files == 1 ? "" : "s",
+            host->vm_dir, files - good->len,
+            errors->len > 0 && files == good->len ? "; see the problems above" : "");
+  return errors->len > 0 ? 1 : 0;
+}
+

@@ -25,3 +25,11 @@ void vm_check_set (GPtrArray *vms, ConfigErrors *errors);
  * problems (VmConfig, owned); every problem goes to errors.  out_files: files seen. */
 GPtrArray *vm_check_dir (const HostConfig *host, const QemuProbe *probe, ConfigErrors *errors,
                          guint *out_files);
+
+/* Runs the installed QEMU's probe; prints why not (as an error when required, else as a
+ * warning: machine types go unchecked) and returns NULL when it cannot. */
+QemuProbe *vm_check_probe (const HostConfig *host, gboolean required);
+
+/* `vmherd check` and `vmherdd --check`: every problem to stderr as file:line, a summary
+ * line to stdout unless quiet; returns the exit code, 0 or 1. */
+int vm_check_report (const char *config_path, gboolean quiet);

@@ -1,0 +1,548 @@
+/* control-proto.c: the control socket's line codec and the CLI's blocking client. */
+#define G_LOG_DOMAIN "vmherd-control"
+
+#include "launcher/control-proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/fd-util.h"
+#include "qmp/qmp-message.h"
+
+#define READ_CHUNK (64 * 1024)
+
+G_DEFINE_QUARK (vmherd-control-error-quark, control_error)
+
+static const char *const control_error_names[] = {
+  [CONTROL_ERROR_UNREACHABLE] = "unreachable",
+  [CONTROL_ERROR_REFUSED] = "refused",
+  [CONTROL_ERROR_PROTOCOL] = "protocol",
+  [CONTROL_ERROR_TIMEOUT] = "timeout",
+  [CONTROL_ERROR_DISCONNECTED] = "disconnected",
+  [CONTROL_ERROR_IN_USE] = "in-use",
+  [CONTROL_ERROR_IO] = "io",
+};
+
+const char *
+control_error_to_string (ControlError code)
+{
+  if ((guint) code >= G_N_ELEMENTS (control_error_names))
+    return "unknown";
+  return control_error_names[code];
+}
+
+/* ---- the codec ---- */
+
+const char *
+control_json_describe (JsonNode *node)
+{
+  switch (json_node_get_node_type (node))
+    {
+    case JSON_NODE_OBJECT:
+      return "an object";
+    case JSON_NODE_ARRAY:
+      return "an array";
+    case JSON_NODE_NULL:
+      return "null";
+    case JSON_NODE_VALUE:
+    default:
+      break;
+    }
+  switch (json_node_get_value_type (node))
+    {
+    case G_TYPE_STRING:
+      return "a string";
+    case G_TYPE_BOOLEAN:
+      return "a boolean";
+    default:
+      return "a number";
+    }
+}
+
+const char *
+control_json_get_string (JsonObject *object, const char *member)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
+/* json-glib parses "{...}{...}" as its first value and drops the rest (it does report
+ * other trailing text).  Called on text json-glib accepted, so brackets and quotes
+ * balance.  The same check as qmp-message.c's, which keeps it private. */
+static gboolean
+json_text_is_single_value (const char *text, gsize length)
+{
+  gsize i = 0;
+  int depth = 0;
+  char quote = 0;
+
+  while (i < length && g_ascii_isspace (text[i]))
+    i++;
+  if (i == length || (text[i] != '{' && text[i] != '['))
+    return TRUE;
+  for (; i < length; i++)
+    {
+      char c = text[i];
+
+      if (quote != 0)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == quote)
+            quote = 0;
+        }
+      else if (c == '"' || c == '\'')
+        quote = c;
+      else if (c == '{' || c == '[')
+        depth++;
+      else if ((c == '}' || c == ']') && --depth == 0)
+        break;
+    }
+  for (i++; i < length; i++)
+    if (!g_ascii_isspace (text[i]))
+      return FALSE;
+  return TRUE;
+}
+
+JsonObject *
+control_line_parse (const char *line, gsize length, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local_error = NULL;
+  const char *end = NULL;
+  JsonNode *root;
+
+  g_return_val_if_fail (line != NULL || length == 0, NULL);
+
+  /* Also rejects NUL bytes, which json-glib would take as the end of the input. */
+  if (!g_utf8_validate_len (line, length, &end))
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid UTF-8 at byte %" G_GSIZE_FORMAT,
+                   (gsize) (end - line));
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, line, (gssize) length, &local_error))
+    {
+      const char *why = local_error->message;
+
+      if (g_str_has_prefix (why, "<data>:"))
+        why += strlen ("<data>:");
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid JSON at %s", why);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || json_parser_has_assignment (parser, NULL))
+    {
+      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid JSON: no value");
+      return NULL;
+    }
+  if (!json_text_is_single_value (line, length))
+    {
+      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "more than one JSON value on the line");
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "a JSON %s, not an object",
+                   control_json_describe (root) + (JSON_NODE_HOLDS_ARRAY (root) ? 3 : 2));
+      return NULL;
+    }
+  return json_object_ref (json_node_get_object (root));
+}
+
+/* ---- the client ---- */
+
+struct _ControlClient
+{
+  int fd;
+  char *path;
+  QmpLineBuffer *lines;
+  GQueue ready;         /* GBytes: complete lines read from the socket, oldest first */
+  GError *failure;      /* EOF, a read error or a bad line: reported once ready is empty */
+  gint64 next_id;
+};
+
+/* Milliseconds left until deadline (monotonic us; -1: none) for poll(): -1 forever, 0
+ * when passed. */
+static int
+poll_timeout (gint64 deadline)
+{
+  gint64 left;
+
+  if (deadline < 0)
+    return -1;
+  left = deadline - g_get_monotonic_time ();
+  if (left <= 0)
+    return 0;
+  return (int) MIN ((left + 999) / 1000, G_MAXINT);
+}
+
+static gint64
+deadline_from (guint timeout_ms)
+{
+  return timeout_ms == 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+}
+
+/* Waits for events on the fd; FALSE at the deadline.  EINTR restarts with the time left. */
+static gboolean
+client_wait (ControlClient *client, short events, gint64 deadline)
+{
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = client->fd, .events = events };
+      int ready = poll (&pfd, 1, poll_timeout (deadline));
+
+      if (ready > 0)
+        return TRUE;
+      if (ready == 0)
+        return FALSE;
+      if (errno != EINTR)
+        return TRUE; /* let the read or write report the problem */
+    }
+}
+
+static ControlClient *
+client_new (int fd, const char *path)
+{
+  ControlClient *client = g_new0 (ControlClient, 1);
+
+  client->fd = fd;
+  client->path = g_strdup (path);
+  client->lines = qmp_line_buffer_new (CONTROL_MAX_ANSWER_LENGTH);
+  g_queue_init (&client->ready);
+  client->next_id = 1;
+  return client;
+}
+
+ControlClient *
+control_client_connect (const char *path, GError **error)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct timeval connect_timeout = { .tv_sec = CONTROL_CONNECT_TIMEOUT_MS / 1000,
+                                     .tv_usec = CONTROL_CONNECT_TIMEOUT_MS % 1000 * 1000 };
+  g_auto(AutoFd) fd = -1;
+  int flags;
+
+  g_return_val_if_fail (path != NULL, NULL);
+
+  if (strlen (path) >= sizeof addr.sun_path)
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_UNREACHABLE,
+                   "cannot reach vmherdd at %s: path longer than %zu bytes", path, sizeof addr.sun_path - 1);
+      return NULL;
+    }
+  strcpy (addr.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_UNREACHABLE, "cannot reach vmherdd at %s: %s", path,
+                   g_strerror (saved_errno));
+      return NULL;
+    }
+  /* A unix connect() completes at once unless the daemon's accept backlog is full; then
+   * the send timeout bounds the wait (Linux applies SO_SNDTIMEO to connect()). */
+  (void) setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &connect_timeout, sizeof connect_timeout);
+  while (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      int saved_errno = errno;
+
+      if (saved_errno == EINTR)
+        continue;
+      if (saved_errno == EAGAIN)
+        g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT,
+                     "vmherdd at %s did not accept the connection within %d ms (is it stuck?)", path,
+                     CONTROL_CONNECT_TIMEOUT_MS);
+      else
+        g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_UNREACHABLE,
+                     "cannot reach vmherdd at %s: %s (is vmherdd running?)", path, g_strerror (saved_errno));
+      return NULL;
+    }
+  flags = fcntl (fd, F_GETFL);
+  if (flags < 0 || fcntl (fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_UNREACHABLE, "cannot reach vmherdd at %s: %s", path,
+                   g_strerror (saved_errno));
+      return NULL;
+    }
+  return client_new (g_steal_fd (&fd), path);
+}
+
+void
+control_client_free (ControlClient *client)
+{
+  if (client == NULL)
+    return;
+  fd_close_if_valid (client->fd);
+  qmp_line_buffer_free (client->lines);
+  g_queue_clear_full (&client->ready, (GDestroyNotify) g_bytes_unref);
+  g_clear_error (&client->failure);
+  g_free (client->path);
+  g_free (client);
+}
+
+int
+control_client_get_fd (ControlClient *client)
+{
+  g_return_val_if_fail (client != NULL, -1);
+
+  return client->fd;
+}
+
+gboolean
+control_client_has_buffered_line (ControlClient *client)
+{
+  g_return_val_if_fail (client != NULL, FALSE);
+
+  return !g_queue_is_empty (&client->ready);
+}
+
+/* Records why the connection is unusable (the first reason wins); reported once the lines
+ * read before it are consumed. */
+static void G_GNUC_PRINTF (3, 4)
+client_set_failure (ControlClient *client, ControlError code, const char *format, ...)
+{
+  va_list args;
+
+  if (client->failure != NULL)
+    return;
+  va_start (args, format);
+  client->failure = g_error_new_valist (CONTROL_ERROR, code, format, args);
+  va_end (args);
+}
+
+/* Moves every complete line from the byte stream to the ready queue. */
+static void
+client_split_lines (ControlClient *client)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      gsize length = 0;
+      char *line = qmp_line_buffer_next (client->lines, &length, &error);
+
+      if (line == NULL)
+        {
+          if (error != NULL)
+            client_set_failure (client, CONTROL_ERROR_PROTOCOL, "vmherdd at %s sent a bad line: %s",
+                                client->path, error->message);
+          return;
+        }
+      g_queue_push_tail (&client->ready, g_bytes_new_take (line, length));
+    }
+}
+
+/* One non-blocking read into the line buffer.  FALSE when nothing is there yet. */
+static gboolean
+client_receive (ControlClient *client)
+{
+  char buffer[READ_CHUNK];
+
+  for (;;)
+    {
+      gssize received = recv (client->fd, buffer, sizeof buffer, MSG_DONTWAIT);
+      int saved_errno = errno;
+
+      if (received > 0)
+        {
+          qmp_line_buffer_feed (client->lines, buffer, (gsize) received);
+          client_split_lines (client);
+          return TRUE;
+        }
+      /* A peer that closes with our bytes unread makes Linux report ECONNRESET after
+       * everything it sent was read: an orderly close, like EOF. */
+      if (received == 0 || saved_errno == ECONNRESET)
+        {
+          client_set_failure (client, CONTROL_ERROR_DISCONNECTED, "vmherdd at %s closed the connection%s",
+                              client->path,
+                              qmp_line_buffer_get_pending (client->lines) > 0 ? " in the middle of a line" : "");
+          return TRUE;
+        }
+      if (saved_errno == EINTR)
+        continue;
+      if (saved_errno != EAGAIN && saved_errno != EWOULDBLOCK)
+        {
+          client_set_failure (client, CONTROL_ERROR_DISCONNECTED, "cannot read from vmherdd at %s: %s",
+                              client->path, g_strerror (saved_errno));
+          return TRUE;
+        }
+      return FALSE;
+    }
+}
+
+/* The next line as an object (owned), or NULL with the connection's failure, a bad line
+ * (CONTROL_ERROR_PROTOCOL) or CONTROL_ERROR_TIMEOUT with the message timeout_message. */
+static JsonObject *
+client_next_object (ControlClient *client, gint64 deadline, const char *timeout_message, GError **error)
+{
+  g_autoptr(GBytes) line = NULL;
+  g_autoptr(GError) parse_error = NULL;
+  JsonObject *object;
+  gsize length = 0;
+  const char *text;
+
+  while (g_queue_is_empty (&client->ready))
+    {
+      if (client->failure != NULL)
+        {
+          g_propagate_error (error, g_error_copy (client->failure));
+          return NULL;
+        }
+      if (!client_receive (client) && !client_wait (client, POLLIN, deadline))
+        {
+          g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT, timeout_message);
+          return NULL;
+        }
+    }
+  line = g_queue_pop_head (&client->ready);
+  text = g_bytes_get_data (line, &length);
+  object = control_line_parse (text, length, &parse_error);
+  if (object == NULL)
+    {
+      /* Our own daemon sent garbage: nothing after it can be trusted. */
+      client_set_failure (client, CONTROL_ERROR_PROTOCOL, "vmherdd at %s sent a bad line: %s", client->path,
+                          parse_error->message);
+      g_queue_clear_full (&client->ready, (GDestroyNotify) g_bytes_unref);
+      g_propagate_error (error, g_error_copy (client->failure));
+    }
+  return object;
+}
+
+JsonObject *
+control_client_read_line (ControlClient *client, guint timeout_ms, GError **error)
+{
+  g_autofree char *timeout_message = NULL;
+
+  g_return_val_if_fail (client != NULL, NULL);
+
+  timeout_message = g_strdup_printf ("nothing from vmherdd within %u ms", timeout_ms);
+  return client_next_object (client, deadline_from (timeout_ms), timeout_message, error);
+}
+
+static gboolean
+client_send_all (ControlClient *client, const char *data, gsize length, gint64 deadline,
+                 const char *timeout_message, GError **error)
+{
+  gsize offset = 0;
+
+  while (offset < length)
+    {
+      gssize sent = send (client->fd, data + offset, length - offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+      int saved_errno = errno;
+
+      if (sent >= 0)
+        offset += (gsize) sent;
+      else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+        {
+          if (client_wait (client, POLLOUT, deadline))
+            continue;
+          g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT, timeout_message);
+          /* Half a request went out: the connection is out of step for good. */
+          if (offset > 0)
+            client_set_failure (client, CONTROL_ERROR_DISCONNECTED, "%s", timeout_message);
+          return FALSE;
+        }
+      else if (saved_errno != EINTR)
+        {
+          client_set_failure (client, CONTROL_ERROR_DISCONNECTED, "cannot write to vmherdd at %s: %s",
+                              client->path, g_strerror (saved_errno));
+          g_propagate_error (error, g_error_copy (client->failure));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Whether line answers the call with this id.  An error without an id answers whatever
+ * call is waiting: the daemon sends one when it cannot read an id (a refused peer, a
+ * request it could not parse). */
+static gboolean
+line_answers (JsonObject *line, gint64 id)
+{
+  JsonNode *line_id = json_object_get_member (line, "id");
+
+  if (!json_object_has_member (line, "return") && !json_object_has_member (line, "error"))
+    return FALSE;
+  if (line_id == NULL)
+    return json_object_has_member (line, "error");
+  return JSON_NODE_HOLDS_VALUE (line_id) && json_node_get_value_type (line_id) == G_TYPE_INT64
+         && json_node_get_int (line_id) == id;
+}
+
+/* Turns an answer into the call's result. */
+static JsonNode *
+answer_take_result (ControlClient *client, JsonObject *answer, char **out_error_class, GError **error)
+{
+  JsonNode *body = json_object_get_member (answer, "error");
+  JsonObject *fields;
+  const char *class, *desc;
+
+  if (body == NULL)
+    return json_node_copy (json_object_get_member (answer, "return"));
+  fields = JSON_NODE_HOLDS_OBJECT (body) ? json_node_get_object (body) : NULL;
+  class = fields != NULL ? control_json_get_string (fields, "class") : NULL;
+  desc = fields != NULL ? control_json_get_string (fields, "desc") : NULL;
+  if (class == NULL || desc == NULL)
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL,
+                   "vmherdd at %s sent an error without a string class and desc", client->path);
+      return NULL;
+    }
+  g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_REFUSED, desc);
+  if (out_error_class != NULL)
+    *out_error_class = g_strdup (class);
+  return NULL;
+}
+
+JsonNode *
+control_client_call (ControlClient *client, const char *command, JsonObject *arguments, guint timeout_ms,
+                     ControlLineFunc on_line, gpointer user_data, char **out_error_class, GError **error)
+{
+  g_autoptr(JsonNode) id = NULL;
+  g_autofree char *request = NULL;
+  g_autofree char *timeout_message = NULL;
+  gint64 deadline = deadline_from (timeout_ms);
+  gsize length = 0;
+
+  g_return_val_if_fail (client != NULL && command != NULL, NULL);
+
+  if (client->failure != NULL)
+    {
+      g_propagate_error (error, g_error_copy (client->failure));
+      return NULL;
+    }
+  id = json_node_init_int (json_node_alloc (), client->next_id++);
+  request = qmp_command_serialize (command, arguments, id, FALSE, &length);
+  timeout_message = g_strdup_printf ("no answer from vmherdd to '%s' within %u ms", command, timeout_ms);
+  if (!client_send_all (client, request, length, deadline, timeout_message, error))
+    return NULL;
+  for (;;)
+    {
+      g_autoptr(JsonObject) line = client_next_object (client, deadline, timeout_message, error);
+      JsonNode *line_id;
+
+      if (line == NULL)
+        return NULL;
+      if (line_answers (line, json_node_get_int (id)))
+        return answer_take_result (client, line, out_error_class, error);
+      line_id = json_object_get_member (line, "id");
+      if (json_object_has_member (line, "event")
+          || (json_object_has_member (line, "progress") && line_id != NULL && json_node_equal (line_id, id)))
+        {
+          if (on_line != NULL)
+            on_line (line, user_data);
+        }
+      else
+        g_debug ("skipping a line for an earlier call (timed out) while waiting for '%s'", command);
+    }
+}

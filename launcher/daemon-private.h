@@ -1,0 +1,54 @@
+/* daemon-private.h: the Daemon struct, shared by daemon.c (lifecycle, autostart),
+ * daemon-scan.c (the VM folder) and daemon-commands.c (control requests). */
+#pragma once
+
+#include "launcher/control.h"
+#include "launcher/daemon.h"
+#include "launcher/host-config.h"
+#include "launcher/qemu-probe.h"
+#include "launcher/vm.h"
+
+struct _Daemon
+{
+  DaemonOptions options;
+  char *config_path;
+  HostConfig *host;
+  QemuProbe *probe;
+  GMainLoop *loop;
+  ControlServer *control;
+  GHashTable *vms;              /* name -> Vm * */
+  GHashTable *file_sums;        /* name -> checksum of the VM file last read */
+  GFileMonitor *monitor;
+  guint rescan_timer;
+  guint reap_idle;
+  guint signal_ids[3];
+
+  GQueue autostart;             /* Vm * waiting, by start-order */
+  GHashTable *autostart_running;/* Vm * launched and not yet settled */
+  gboolean ready_notified;
+
+  GPtrArray *waiters;           /* DaemonWaiter: requests answered on a state change */
+  gboolean notifying, notify_again;
+};
+
+/* daemon.c */
+extern const VmObserver daemon_vm_observer;
+Vm *daemon_find_vm (Daemon *daemon, const char *name);
+/* Forgets every VM whose file is gone and that has stopped (an idle callback). */
+gboolean daemon_reap_removed (gpointer daemon);
+/* Records the operator's wish for a VM in state-dir, so a new vmherdd honours it. */
+void daemon_save_desired (Daemon *daemon, const char *name, gboolean running);
+gboolean daemon_load_desired (Daemon *daemon, const char *name, gboolean *out_running);
+
+/* daemon-scan.c: reads vm-dir; new, changed and removed files.  Returns the VMs it defined
+ * (borrowed), so the caller can adopt or autostart them. */
+GPtrArray *daemon_scan (Daemon *daemon);
+void daemon_watch_vm_dir (Daemon *daemon);
+
+/* daemon-commands.c */
+void daemon_handle_request (ControlRequest *request, const char *command, JsonObject *arguments,
+                            gpointer user_data);
+extern const char *const daemon_read_only_commands[];
+void daemon_waiters_notify (Daemon *daemon, Vm *vm);
+void daemon_waiters_drop_vm (Daemon *daemon, Vm *vm);
+void daemon_broadcast_state (Daemon *daemon, Vm *vm, VmState old, const char *reason);

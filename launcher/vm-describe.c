@@ -1,0 +1,93 @@
+/* vm-describe.c: what `vmherd list` and `vmherd status` show of a VM. */
+#include "launcher/vm-private.h"
+
+static void
+set_string_or_null (JsonObject *o, const char *key, const char *value)
+{
+  if (value != NULL)
+    json_object_set_string_member (o, key, value);
+  else
+    json_object_set_null_member (o, key);
+}
+
+static const char *
+health_text (Vm *vm)
+{
+  if (vm->state != VM_STATE_RUNNING && vm->state != VM_STATE_PAUSED)
+    return "-";
+  if (vm->health_misses > 0)
+    return "qmp-missed";
+  return vm->health_last_ok ? "ok" : "pending";
+}
+
+static JsonArray *
+history_array (Vm *vm)
+{
+  JsonArray *a = json_array_new ();
+
+  for (GList *l = vm->history.head; l != NULL; l = l->next)
+    {
+      const VmHistoryEntry *e = l->data;
+      JsonObject *o = json_object_new ();
+      g_autoptr(GDateTime) sec = g_date_time_new_from_unix_local (e->time / G_USEC_PER_SEC);
+      g_autoptr(GDateTime) t = g_date_time_add (sec, e->time % G_USEC_PER_SEC);
+      g_autofree char *when = g_date_time_format_iso8601 (t);
+
+      json_object_set_string_member (o, "time", when);
+      json_object_set_string_member (o, "state", vm_state_to_string (e->state));
+      json_object_set_string_member (o, "reason", e->reason);
+      json_array_add_object_element (a, o);
+    }
+  return a;
+}
+
+static void
+describe_full (Vm *vm, JsonObject *o)
+{
+  g_autoptr(QemuCmdline) cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
+  JsonArray *argv = json_array_new ();
+
+  json_object_set_string_member (o, "config-file", vm->config->path);
+  for (guint i = 0; cmdline->argv->pdata[i] != NULL; i++)
+    json_array_add_string_element (argv, cmdline->argv->pdata[i]);
+  json_object_set_array_member (o, "argv", argv);
+  json_object_set_int_member (o, "cpus", vm->config->cpus);
+  json_object_set_string_member (o, "restart-policy", vm_restart_policy_to_string (vm->config->restart));
+  json_object_set_boolean_member (o, "autostart", vm->config->autostart);
+  set_string_or_null (o, "pending", vm->pending_summary);
+  set_string_or_null (o, "run-status", vm->run_status);
+  set_string_or_null (o, "stop-step", vm->state == VM_STATE_STOPPING
+                                      ? vm_stop_step_to_string (vm->stop_step) : NULL);
+  set_string_or_null (o, "exit-status", vm->exit_status);
+  json_object_set_int_member (o, "qmp-misses", vm->health_misses);
+  json_object_set_array_member (o, "history", history_array (vm));
+  if (vm->inst != NULL)
+    {
+      json_object_set_string_member (o, "qmp-socket", vm->inst->qmp_path);
+      json_object_set_string_member (o, "serial-socket", vm->inst->serial_path);
+      json_object_set_string_member (o, "log", vm->inst->log_path);
+    }
+}
+
+JsonNode *
+vm_describe (Vm *vm, gboolean full)
+{
+  JsonObject *o = json_object_new ();
+  JsonNode *node;
+
+  json_object_set_string_member (o, "name", vm->config->name);
+  json_object_set_string_member (o, "state", vm_state_to_string (vm->state));
+  json_object_set_int_member (o, "pid", vm->pid);
+  json_object_set_int_member (o, "uptime", vm->run_started
+                              ? (g_get_monotonic_time () - vm->run_started) / G_USEC_PER_SEC : 0);
+  json_object_set_int_member (o, "memory", (gint64) vm->config->memory);
+  json_object_set_int_member (o, "restarts", vm->restarts);
+  json_object_set_string_member (o, "health", health_text (vm));
+  set_string_or_null (o, "last-failure", vm->last_failure);
+  json_object_set_boolean_member (o, "pending-config", vm->pending != NULL);
+  if (full)
+    describe_full (vm, o);
+  node = json_node_init_object (json_node_alloc (), o);
+  json_object_unref (o);
+  return node;
+}

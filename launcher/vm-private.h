@@ -1,0 +1,80 @@
+/* vm-private.h: the Vm struct, shared by vm.c (state machine), vm-qemu.c (process and QMP
+ * plumbing) and vm-describe.c (what list and status show).  Nothing else includes it. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "launcher/qemu-spawn.h"
+#include "launcher/vm.h"
+
+#define VM_HISTORY_MAX 32
+#define VM_BACKOFF_MIN_MS 1000
+#define VM_BACKOFF_MAX_MS (5 * 60 * 1000)
+#define VM_BACKOFF_RESET_MS (10 * 60 * 1000)   /* this long running resets the backoff */
+#define VM_QMP_CONNECT_TIMEOUT_MS 10000
+#define VM_QMP_COMMAND_TIMEOUT_MS 10000
+
+typedef struct
+{
+  gint64 time;                  /* real time, us */
+  VmState state;
+  char *reason;
+} VmHistoryEntry;
+
+struct _Vm
+{
+  VmConfig *config;             /* the last good config: what runs */
+  VmConfig *pending;            /* a newer good config, for the next start */
+  char *pending_summary;
+  const HostConfig *host;
+  const QemuHostCaps *caps;
+  const VmObserver *observer;
+  gpointer observer_data;
+
+  VmState state;
+  GQueue history;               /* VmHistoryEntry, newest last */
+
+  /* The QEMU process: spawned (inst->process) or adopted (pidfd). */
+  QemuInstance *inst;
+  pid_t pid;
+  int pidfd;
+  guint pidfd_watch;
+  gboolean adopting;
+  char *exit_status;            /* "exit status 1", "killed by signal 9" */
+  GCancellable *cancel;         /* cancels everything of the current run */
+
+  QmpClient *qmp;
+  char *shutdown_reason;        /* of QEMU's SHUTDOWN event this run, or NULL */
+
+  gboolean admin_stop;          /* the current stop was asked for: never restart */
+  gboolean stop_force;          /* skip the guest's own shutdown: start at `quit` */
+  gboolean removed;             /* the config file is gone */
+  char *failing;                /* why the current stop is a failure (wedged QEMU) */
+  VmStopStep stop_step;
+  guint stop_timer;
+  gint64 stop_timeout_ms;       /* `stop --timeout` for the powerdown step; 0: config's */
+
+  guint health_timer;
+  guint health_misses;
+  gint64 health_last_ok;        /* real time, us */
+  char *run_status;             /* QEMU's query-status answer */
+
+  guint backoff_timer;
+  gint64 backoff_ms;
+  GQueue failures;              /* monotonic us of each failure */
+  guint restarts;
+  char *last_failure;
+  gint64 run_started;           /* monotonic us when RUNNING began, or 0 */
+  gint64 run_started_real;
+};
+
+void vm_set_state (Vm *vm, VmState state, const char *format, ...) G_GNUC_PRINTF (3, 4);
+void vm_log (Vm *vm, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+/* vm-qemu.c */
+gboolean vm_qemu_spawn (Vm *vm, GError **error);
+void vm_qemu_connect (Vm *vm);
+void vm_qemu_signal (Vm *vm, int signo);
+void vm_qemu_command (Vm *vm, const char *command);
+void vm_qemu_release (Vm *vm);    /* drop QMP, watches, timers of the run */
+void vm_health_start (Vm *vm);

@@ -1,0 +1,98 @@
+/* vm.h: one guest's state machine.
+ *
+ * Every transition goes through vm_handle_event().  The VM owns its QEMU process (or the
+ * adopted pid), its QMP connection and its timers; it tells the daemon what happened
+ * through a VmObserver. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "launcher/host-config.h"
+#include "launcher/qemu-argv.h"
+#include "launcher/vm-config.h"
+#include "qmp/qmp-client.h"
+
+typedef enum
+{
+  VM_STATE_STOPPED,
+  VM_STATE_STARTING,
+  VM_STATE_RUNNING,
+  VM_STATE_PAUSED,
+  VM_STATE_STOPPING,
+  VM_STATE_BACKOFF,
+  VM_STATE_FAILED,
+  VM_STATE_MIGRATING,
+} VmState;
+
+typedef enum
+{
+  VM_EVENT_START,               /* an operator or autostart asks for the guest */
+  VM_EVENT_QMP_READY,           /* QMP negotiated and `cont` answered */
+  VM_EVENT_START_FAILED,        /* spawn or QMP setup failed */
+  VM_EVENT_EXITED,              /* the QEMU process is gone */
+  VM_EVENT_SHUTDOWN,            /* QEMU reported SHUTDOWN (guest poweroff, panic, quit) */
+  VM_EVENT_HEALTH_TIMEOUT,      /* query-status missed too often: QEMU is wedged */
+  VM_EVENT_STOP,                /* an operator asks it to stop */
+  VM_EVENT_STOP_STEP_TIMEOUT,   /* the current step of the stop ladder took too long */
+  VM_EVENT_BACKOFF_DONE,        /* the restart delay is over */
+  VM_EVENT_PAUSED,              /* QEMU reported STOP (vCPUs stopped) */
+  VM_EVENT_RESUMED,             /* QEMU reported RESUME */
+} VmEvent;
+
+typedef enum
+{
+  VM_STOP_STEP_NONE,
+  VM_STOP_STEP_POWERDOWN,       /* system_powerdown, wait for the guest */
+  VM_STOP_STEP_QUIT,            /* QMP quit */
+  VM_STOP_STEP_TERM,            /* SIGTERM */
+  VM_STOP_STEP_KILL,            /* SIGKILL */
+} VmStopStep;
+
+const char *vm_state_to_string (VmState state);
+const char *vm_event_to_string (VmEvent event);
+const char *vm_stop_step_to_string (VmStopStep step);
+
+typedef struct _Vm Vm;
+
+typedef struct
+{
+  /* The state changed; reason is a phrase for logs and `status`. */
+  void (*state_changed) (Vm *vm, VmState old_state, const char *reason, gpointer user_data);
+  /* A QMP event of the guest, forwarded to `vmherd events` listeners. */
+  void (*qmp_event) (Vm *vm, const QmpMessage *event, gpointer user_data);
+} VmObserver;
+
+/* A VM defined by config (taken).  host, caps and observer must outlive it. */
+Vm *vm_new (VmConfig *config, const HostConfig *host, const QemuHostCaps *caps,
+            const VmObserver *observer, gpointer observer_data);
+void vm_free (Vm *vm);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Vm, vm_free)
+
+void vm_handle_event (Vm *vm, VmEvent event);
+
+/* Re-adopts a QEMU left running by an earlier vmherdd: checks run-dir/vm/NAME/pid against
+ * /proc/PID/cmdline and the saved argv, reconnects QMP.  FALSE when there is none alive
+ * (stale runtime files are removed). */
+gboolean vm_adopt (Vm *vm);
+
+/* Starts, stops, and so on, for operators; FALSE with a message when the state forbids it
+ * ("vm 'web' is already running"). */
+gboolean vm_request_start (Vm *vm, GError **error);
+gboolean vm_request_stop (Vm *vm, gboolean force, gint64 timeout_ms, GError **error);
+/* QMP commands passed through for reset, pause and resume. */
+gboolean vm_request_qmp (Vm *vm, const char *command, GError **error);
+
+/* A newer valid config: used at the next start; `summary` says what changed. */
+void vm_set_pending_config (Vm *vm, VmConfig *config, const char *summary);
+/* The config file is gone: stop gracefully; vm_is_removable() once stopped. */
+void vm_mark_removed (Vm *vm);
+gboolean vm_is_removable (Vm *vm);
+
+const char *vm_get_name (Vm *vm);
+VmState vm_get_state (Vm *vm);
+const VmConfig *vm_get_config (Vm *vm);
+QmpClient *vm_get_qmp (Vm *vm);   /* NULL unless connected */
+
+/* Everything known, for `list` (brief) and `status` (full). */
+JsonNode *vm_describe (Vm *vm, gboolean full);
