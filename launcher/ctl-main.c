@@ -23,7 +23,7 @@ static const CtlCommand commands[] = {
   { "shutdown-all", ctl_cmd_shutdown_all, "[--timeout S]", "stop every guest, last started first" },
   { "version", cmd_version, "", "print vmherd's version" },
   { "help", cmd_help, "", "this list" },
-  { NULL },
+  { 0 },
 };
 
 static void

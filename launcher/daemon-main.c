@@ -86,7 +86,7 @@ main (int argc, char **argv)
     { "pidfile", 'p', 0, G_OPTION_ARG_FILENAME, &pidfile, "Write the daemon's pid here (default /run/vmherdd.pid)", "FILE" },
     { "log", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "Log here when not in the foreground (default /var/log/vmherd/vmherdd.log)", "FILE" },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
-    { NULL },
+    { 0 },
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- supervise this host's QEMU guests");
   g_autoptr(GError) error = NULL;

@@ -19,7 +19,7 @@ static const ConfigKey daemon_keys[] = {
   K ("control-socket", KEY_PATH, HostConfig, control_socket, 0, 0, NULL, FALSE, NULL),
   K ("control-group", KEY_STRING, HostConfig, control_group, 0, 0, NULL, FALSE, "vmherd"),
   K ("parallel-starts", KEY_INT, HostConfig, parallel_starts, 1, 64, NULL, FALSE, "a number from 1 to 64"),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey bridge_keys[] = {
@@ -28,7 +28,7 @@ static const ConfigKey bridge_keys[] = {
   K ("vlan-filtering", KEY_BOOL, HostBridge, vlan_filtering, 0, 0, NULL, FALSE, NULL),
   K ("stp", KEY_BOOL, HostBridge, stp, 0, 0, NULL, FALSE, NULL),
   K ("forward-delay", KEY_DURATION, HostBridge, forward_delay_ms, 0, 30000, NULL, FALSE, "a duration from 0 to 30s"),
-  { NULL },
+  { 0 },
 };
 
 static void

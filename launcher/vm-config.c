@@ -41,7 +41,7 @@ static const ConfigKey vm_keys[] = {
   K ("powerdown-timeout", KEY_DURATION, VmConfig, powerdown_timeout_ms, 0, 3600000, NULL, FALSE, "a duration up to 1h, e.g. 30s"),
   K ("quit-timeout", KEY_DURATION, VmConfig, quit_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   K ("term-timeout", KEY_DURATION, VmConfig, term_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey disk_keys[] = {
@@ -53,7 +53,7 @@ static const ConfigKey disk_keys[] = {
   K ("on-error", KEY_CHOICE, VmDisk, on_error, 0, 0, on_error_choices, FALSE, NULL),
   K ("shared", KEY_BOOL, VmDisk, shared, 0, 0, NULL, FALSE, NULL),
   K ("read-only", KEY_BOOL, VmDisk, read_only, 0, 0, NULL, FALSE, NULL),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey net_keys[] = {
@@ -62,19 +62,19 @@ static const ConfigKey net_keys[] = {
   K ("trunk", KEY_VLAN_LIST, VmNic, trunk, 0, 0, NULL, FALSE, NULL),
   K ("mac", KEY_MAC, VmNic, mac, 0, 0, NULL, FALSE, "52:54:00:12:34:56"),
   K ("model", KEY_CHOICE, VmNic, model, 0, 0, vm_nic_models, FALSE, NULL),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey kernel_keys[] = {
   K ("path", KEY_PATH, VmConfig, kernel, 0, 0, NULL, TRUE, "/boot/vmlinuz"),
   K ("initrd", KEY_PATH, VmConfig, initrd, 0, 0, NULL, FALSE, NULL),
   K ("append", KEY_STRING, VmConfig, append, 0, 0, NULL, FALSE, "console=ttyS0"),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey serial_keys[] = {
   K ("log", KEY_PATH, VmConfig, serial_log, 0, 0, NULL, FALSE, NULL),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey health_keys[] = {
@@ -88,12 +88,12 @@ static const ConfigKey health_keys[] = {
   K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
   K ("probe", KEY_LIST, VmHealth, probes, 0, 0, NULL, FALSE, NULL),
-  { NULL },
+  { 0 },
 };
 
 static const ConfigKey qemu_keys[] = {
   K ("extra-args", KEY_ARGS, VmConfig, extra_args, 0, 0, NULL, FALSE, NULL),
-  { NULL },
+  { 0 },
 };
 
 typedef enum { SEC_VM, SEC_DISK, SEC_NET, SEC_KERNEL, SEC_SERIAL, SEC_HEALTH, SEC_QEMU } SectionKind;
