@@ -87,18 +87,21 @@ $(B)/tests/test-%: $(B)/tests/test-%.o $(LIB_TESTUTIL) $(ALL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CLI_LIBS)
 
 # Tests find the build and the sources through these; CI sets VMHERD_TEST_REQUIRE_*=1.
+# The test guest lives outside git, readable by the unprivileged user QEMU runs as.
+VMHERD_GUEST_DIR ?= /var/tmp/vmherd-guest
+export VMHERD_GUEST_DIR
 TEST_ENV := VMHERD_BUILDDIR=$(abspath $(B)) VMHERD_SRCDIR=$(abspath .) G_DEBUG=fatal-warnings \
-            ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
+            ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 PROVE    ?= prove
 PROVE_FLAGS ?=
 
-check: $(BINS) $(TESTS)
+check: $(BINS) $(TESTS) guest
 	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) --exec '' $(TESTS)
 
 tests: $(TESTS)
 
 guest:
-	tests/guest/build-guest
+	@tests/guest/build-guest
 
 bench: $(BINS)
 	bench/run-all

@@ -47,19 +47,11 @@ test_golden (gconstpointer data)
   g_autoptr(QemuCmdline) cmdline = qemu_argv_build (vm, host, &caps);
   g_autofree char *stem = g_strndup (conf, strlen (conf) - strlen (".conf"));
   g_autofree char *golden = g_strconcat (stem, ".args", NULL);
-  g_autofree char *expected = NULL;
   GString *actual = g_string_new (NULL);
 
   for (guint i = 0; cmdline->argv->pdata[i] != NULL; i++)
     g_string_append_printf (actual, "%s\n", (char *) cmdline->argv->pdata[i]);
-  if (g_strcmp0 (g_getenv ("REGENERATE"), "1") == 0)
-    test_write_file (golden, actual->str);
-  else
-    {
-      if (!g_file_get_contents (golden, &expected, NULL, NULL))
-        g_error ("missing %s (run REGENERATE=1 make check and review it)", golden);
-      g_assert_cmpstr (actual->str, ==, expected);
-    }
+  test_assert_golden (golden, actual->str);
   g_string_free (actual, TRUE);
 }
 

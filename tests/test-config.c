@@ -23,21 +23,6 @@ errors_text (ConfigErrors *errors)
 }
 
 static void
-compare_golden (const char *golden_path, const char *actual)
-{
-  g_autofree char *expected = NULL;
-
-  if (g_strcmp0 (g_getenv ("REGENERATE"), "1") == 0)
-    {
-      test_write_file (golden_path, actual);
-      return;
-    }
-  if (!g_file_get_contents (golden_path, &expected, NULL, NULL))
-    g_error ("missing %s (run REGENERATE=1 make check and review it)", golden_path);
-  g_assert_cmpstr (actual, ==, expected);
-}
-
-static void
 test_golden_errors (gconstpointer data)
 {
   const char *conf = data;
@@ -48,7 +33,7 @@ test_golden_errors (gconstpointer data)
   g_autofree char *text = errors_text (errors);
 
   g_assert_true ((vm == NULL) == (errors->len > 0));
-  compare_golden (golden, text);
+  test_assert_golden (golden, text);
 }
 
 static VmConfig *

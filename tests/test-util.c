@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static gboolean
 wake_up (gpointer data)
@@ -155,4 +156,28 @@ test_write_file (const char *path, const char *contents)
 
   g_file_set_contents (path, contents, -1, &error);
   g_assert_no_error (error);
+}
+
+void
+test_assert_golden (const char *path, const char *actual)
+{
+  g_autofree char *expected = NULL;
+  g_auto(GStrv) want = NULL, got = NULL;
+  guint i;
+
+  if (g_strcmp0 (g_getenv ("REGENERATE"), "1") == 0)
+    {
+      test_write_file (path, actual);
+      return;
+    }
+  if (!g_file_get_contents (path, &expected, NULL, NULL))
+    g_error ("missing %s (run REGENERATE=1 make check and review it)", path);
+  want = g_strsplit (expected, "\n", -1);
+  got = g_strsplit (actual, "\n", -1);
+  for (i = 0; want[i] != NULL && got[i] != NULL; i++)
+    if (strcmp (want[i], got[i]) != 0)
+      g_error ("%s:%u differs (REGENERATE=1 make check rewrites it):\n  want: %s\n  got:  %s",
+               path, i + 1, want[i], got[i]);
+  if (want[i] != NULL || got[i] != NULL)
+    g_error ("%s:%u: %s", path, i + 1, want[i] ? "the output ends early" : "the output has more lines");
 }

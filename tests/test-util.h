@@ -41,3 +41,7 @@ void test_skip_or_fail (const char *require_var, const char *reason);
 /* Reads a whole file; fails the test when it cannot. */
 char *test_read_file (const char *path);
 void test_write_file (const char *path, const char *contents);
+
+/* Compares actual with the golden file at path, line by line, failing with the first
+ * differing line; REGENERATE=1 rewrites the file instead (review the diff like code). */
+void test_assert_golden (const char *path, const char *actual);
