@@ -152,11 +152,54 @@ control_line_parse (const char *line, gsize length, GError **error)
     }
   if (!JSON_NODE_HOLDS_OBJECT (root))
     {
-      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "a JSON %s, not an object",
-                   control_json_describe (root) + (JSON_NODE_HOLDS_ARRAY (root) ? 3 : 2));
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "%s, not a JSON object",
+                   control_json_describe (root));
       return NULL;
     }
   return json_object_ref (json_node_get_object (root));
+}
+
+gboolean
+control_request_check (JsonObject *object, const char **out_command, JsonObject **out_arguments, GError **error)
+{
+  g_autoptr(GList) members = NULL;
+  JsonNode *execute, *arguments;
+
+  g_return_val_if_fail (object != NULL, FALSE);
+
+  members = json_object_get_members (object);
+  execute = json_object_get_member (object, "execute");
+  arguments = json_object_get_member (object, "arguments");
+
+  for (GList *l = members; l != NULL; l = l->next)
+    if (!g_str_equal (l->data, "execute") && !g_str_equal (l->data, "arguments") && !g_str_equal (l->data, "id"))
+      {
+        g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL,
+                     "unexpected member '%s' (expected execute, arguments and id)", (const char *) l->data);
+        return FALSE;
+      }
+  if (execute == NULL)
+    {
+      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL,
+                           "no 'execute' member (expected {\"execute\": COMMAND, \"arguments\": {...}, "
+                           "\"id\": ID})");
+      return FALSE;
+    }
+  if (control_json_get_string (object, "execute") == NULL)
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "'execute' is %s, not a string",
+                   control_json_describe (execute));
+      return FALSE;
+    }
+  if (arguments != NULL && !JSON_NODE_HOLDS_OBJECT (arguments))
+    {
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "'arguments' of '%s' is %s, not an object",
+                   control_json_get_string (object, "execute"), control_json_describe (arguments));
+      return FALSE;
+    }
+  *out_command = control_json_get_string (object, "execute");
+  *out_arguments = arguments != NULL ? json_node_get_object (arguments) : NULL;
+  return TRUE;
 }
 
 /* ---- the client ---- */
@@ -454,6 +497,10 @@ client_send_all (ControlClient *client, const char *data, gsize length, gint64 d
         }
       else if (saved_errno != EINTR)
         {
+          /* The daemon may have said why before it closed (it refuses a peer that way):
+           * keep what it sent for the caller to read. */
+          while (client->failure == NULL && client_receive (client))
+            ;
           client_set_failure (client, CONTROL_ERROR_DISCONNECTED, "cannot write to vmherdd at %s: %s",
                               client->path, g_strerror (saved_errno));
           g_propagate_error (error, g_error_copy (client->failure));
@@ -511,6 +558,7 @@ control_client_call (ControlClient *client, const char *command, JsonObject *arg
   g_autoptr(JsonNode) id = NULL;
   g_autofree char *request = NULL;
   g_autofree char *timeout_message = NULL;
+  g_autoptr(GError) send_error = NULL;
   gint64 deadline = deadline_from (timeout_ms);
   gsize length = 0;
 
@@ -524,8 +572,15 @@ control_client_call (ControlClient *client, const char *command, JsonObject *arg
   id = json_node_init_int (json_node_alloc (), client->next_id++);
   request = qmp_command_serialize (command, arguments, id, FALSE, &length);
   timeout_message = g_strdup_printf ("no answer from vmherdd to '%s' within %u ms", command, timeout_ms);
-  if (!client_send_all (client, request, length, deadline, timeout_message, error))
-    return NULL;
+  if (!client_send_all (client, request, length, deadline, timeout_message, &send_error))
+    {
+      /* Lines the daemon sent before closing may hold the answer (an error without id). */
+      if (g_queue_is_empty (&client->ready))
+        {
+          g_propagate_error (error, g_steal_pointer (&send_error));
+          return NULL;
+        }
+    }
   for (;;)
     {
       g_autoptr(JsonObject) line = client_next_object (client, deadline, timeout_message, error);

@@ -75,9 +75,18 @@ gboolean control_client_has_buffered_line (ControlClient *client);
 
 /* The codec both sides share.  Parses one line (without its "\n") holding exactly one JSON
  * object.  CONTROL_ERROR_PROTOCOL with the reason otherwise: "invalid UTF-8 at byte N",
- * "invalid JSON at 1:5: ...", "more than one JSON value on the line", "a JSON array, not an
+ * "invalid JSON at 1:5: ...", "more than one JSON value on the line", "an array, not a JSON
  * object". */
 JsonObject *control_line_parse (const char *line, gsize length, GError **error);
+
+/* Checks that object (from control_line_parse()) is a request: {"execute": STRING,
+ * "arguments": OBJECT, "id": ANY} with arguments and id optional, nothing else.  On success
+ * *out_command and *out_arguments (NULL when absent) point into object.  Otherwise
+ * CONTROL_ERROR_PROTOCOL with the reason: "no 'execute' member (...)", "'execute' is a number,
+ * not a string", "'arguments' of 'start' is an array, not an object", "unexpected member
+ * 'argument' (...)". */
+gboolean control_request_check (JsonObject *object, const char **out_command, JsonObject **out_arguments,
+                                GError **error);
 
 /* What a JSON node is, for messages: "an object", "an array", "a string", "a number",
  * "a boolean", "null". */

@@ -30,6 +30,8 @@
 #define ACCEPT_RETRY_MS 1000    /* after running out of fds: retry instead of spinning */
 #define PEER_GROUPS_ON_STACK 64
 
+G_STATIC_ASSERT (READ_CHUNK < CONTROL_MAX_REQUEST_LENGTH); /* see connection_process_lines() */
+
 static const char *const default_read_only_commands[] = {
   "list", "status", "events", "version", "logs", "image-info", NULL,
 };
@@ -146,7 +148,7 @@ connection_close (ControlConnection *connection, const char *why)
   connection_unref (connection);
 }
 
-/* Writes what the socket takes.  FALSE (errno-based reason in why) when the peer is gone. */
+/* Writes what the socket takes.  FALSE with *out_errno when the peer is gone. */
 static gboolean
 connection_flush (ControlConnection *connection, int *out_errno)
 {
@@ -233,7 +235,8 @@ connection_queue (ControlConnection *connection, GBytes *line)
       return;
     }
   if (!g_queue_is_empty (&connection->out_queue) && connection->out_source == NULL)
-    connection->out_source = server_attach (connection->server, g_unix_fd_source_new (connection->fd, G_IO_OUT),
+    connection->out_source = server_attach (connection->server,
+                                            g_unix_fd_source_new (connection->fd, G_IO_OUT | G_IO_ERR),
                                             G_SOURCE_FUNC (on_writable), connection);
 }
 
@@ -381,46 +384,6 @@ control_request_send_progress (ControlRequest *request, JsonObject *data)
 
 /* ---- connections: input ---- */
 
-/* Checks the shape {"execute": STRING, "arguments": OBJECT?, "id": ANY?}; FALSE with the
- * reason (CONTROL_ERROR_PROTOCOL) otherwise. */
-static gboolean
-request_validate (JsonObject *object, const char **out_command, JsonObject **out_arguments, GError **error)
-{
-  g_autoptr(GList) members = json_object_get_members (object);
-  JsonNode *execute = json_object_get_member (object, "execute");
-  JsonNode *arguments = json_object_get_member (object, "arguments");
-
-  for (GList *l = members; l != NULL; l = l->next)
-    if (!g_str_equal (l->data, "execute") && !g_str_equal (l->data, "arguments") && !g_str_equal (l->data, "id"))
-      {
-        g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL,
-                     "unexpected member '%s' (expected execute, arguments and id)", (const char *) l->data);
-        return FALSE;
-      }
-  if (execute == NULL)
-    {
-      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL,
-                           "no 'execute' member (expected {\"execute\": COMMAND, \"arguments\": {...}, "
-                           "\"id\": ID})");
-      return FALSE;
-    }
-  if (control_json_get_string (object, "execute") == NULL)
-    {
-      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "'execute' is %s, not a string",
-                   control_json_describe (execute));
-      return FALSE;
-    }
-  if (arguments != NULL && !JSON_NODE_HOLDS_OBJECT (arguments))
-    {
-      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "'arguments' of '%s' is %s, not an object",
-                   control_json_get_string (object, "execute"), control_json_describe (arguments));
-      return FALSE;
-    }
-  *out_command = control_json_get_string (object, "execute");
-  *out_arguments = arguments != NULL ? json_node_get_object (arguments) : NULL;
-  return TRUE;
-}
-
 static void
 connection_refuse_command (ControlConnection *connection, JsonNode *id, const char *command)
 {
@@ -451,7 +414,7 @@ connection_handle_line (ControlConnection *connection, const char *line, gsize l
       return;
     }
   id = json_object_get_member (object, "id");
-  if (!request_validate (object, &command, &given_arguments, &error))
+  if (!control_request_check (object, &command, &given_arguments, &error))
     {
       connection_send_error (connection, id, "InvalidArgument", "bad request: %s", error->message);
       return;
@@ -486,7 +449,8 @@ connection_process_lines (ControlConnection *connection)
       connection_send_error (connection, NULL, "InvalidArgument",
                              "bad request: longer than %d bytes, ignored", CONTROL_MAX_REQUEST_LENGTH);
       /* A complete overlong line was skipped by the buffer.  An unterminated one stays in
-       * it: drop it and skip the rest of it as it arrives. */
+       * it: drop it and skip the rest of it as it arrives.  Lines are taken out after
+       * every read, so only an unterminated line leaves more than the maximum behind. */
       if (qmp_line_buffer_get_pending (connection->lines) > CONTROL_MAX_REQUEST_LENGTH + 1)
         {
           qmp_line_buffer_free (connection->lines);
@@ -640,7 +604,8 @@ server_admit (ControlServer *server, int fd)
   g_queue_init (&connection->out_queue);
   g_queue_push_tail (&server->connections, connection);
   connection->link = server->connections.tail;
-  connection->in_source = server_attach (server, g_unix_fd_source_new (connection->fd, G_IO_IN),
+  connection->in_source = server_attach (server,
+                                         g_unix_fd_source_new (connection->fd, G_IO_IN | G_IO_HUP | G_IO_ERR),
                                          G_SOURCE_FUNC (on_readable), connection);
   g_debug ("control connection from uid %u (pid %d), %s", (guint) cred.uid, (int) cred.pid,
            may_write ? "read-write" : "read-only");
@@ -702,7 +667,14 @@ socket_remove_stale (const char *path, const struct sockaddr_un *addr, GError **
   int saved_errno;
 
   if (lstat (path, &st) < 0)
-    return errno == ENOENT; /* gone meanwhile: bind again */
+    {
+      saved_errno = errno;
+      if (saved_errno == ENOENT)
+        return TRUE; /* gone meanwhile: bind again */
+      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_IO, "cannot bind %s: %s (and cannot stat it: %s)", path,
+                   g_strerror (EADDRINUSE), g_strerror (saved_errno));
+      return FALSE;
+    }
   if (!S_ISSOCK (st.st_mode))
     {
       g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_IO,
@@ -876,16 +848,18 @@ control_server_set_read_only_commands (ControlServer *server, const char *const 
 void
 control_server_broadcast_event (ControlServer *server, const char *event, JsonObject *data)
 {
-  g_autoptr(JsonObject) object = json_object_new ();
-  JsonObject *timestamp = json_object_new ();
+  g_autoptr(JsonObject) object = NULL;
   g_autoptr(GBytes) line = NULL;
   gint64 now = g_get_real_time ();
+  JsonObject *timestamp;
   gsize length = 0;
   char *text;
   GList *next;
 
   g_return_if_fail (server != NULL && event != NULL);
 
+  object = json_object_new ();
+  timestamp = json_object_new ();
   json_object_set_string_member (object, "event", event);
   json_object_set_object_member (object, "data", data != NULL ? json_object_ref (data) : json_object_new ());
   json_object_set_int_member (timestamp, "seconds", now / G_USEC_PER_SEC);

@@ -26,8 +26,9 @@
 
 #include "launcher/control-proto.h" /* CONTROL_ERROR */
 
-/* Unsent bytes a connection may hold before it is closed.  One line larger than this is
- * still sent whole when nothing else is waiting. */
+/* Unsent bytes a connection may hold, besides the line being written, before it is closed
+ * (g_message "control socket: closing the connection of uid N (pid P): ...").  So one
+ * answer larger than this still goes out whole to a client that reads. */
 #define CONTROL_OUTPUT_LIMIT (4 * 1024 * 1024)
 
 typedef struct _ControlServer ControlServer;
@@ -57,8 +58,8 @@ typedef void (*ControlHandler) (ControlRequest *request, const char *command,
 ControlServer *control_server_new (const char *path, const char *control_group,
                                    ControlHandler handler, gpointer user_data, GError **error);
 /* Closes every connection and removes the socket file (unless another server replaced
- * it).  Requests not yet answered stay valid; their answers are dropped.  Not from
- * inside the handler. */
+ * it).  Requests not yet answered stay valid; their answers are dropped.  May be called
+ * from the handler (a `shutdown` command): requests read after that one are not run. */
 void control_server_free (ControlServer *server);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ControlServer, control_server_free)
 

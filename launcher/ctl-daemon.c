@@ -51,7 +51,9 @@ call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, 
   if (ret == NULL)
     {
       fprintf (stderr, "%s\n", error->message);
-      if (!g_error_matches (error, CONTROL_ERROR, CONTROL_ERROR_REFUSED))
+      /* The daemon went away mid-call: as unreachable.  A refusal, a timeout or a garbled
+       * answer: the operation failed. */
+      if (g_error_matches (error, CONTROL_ERROR, CONTROL_ERROR_DISCONNECTED))
         *out_status = CTL_EXIT_UNREACHABLE;
       return NULL;
     }
@@ -172,6 +174,8 @@ static void
 print_member (JsonObject *o G_GNUC_UNUSED, const char *key, JsonNode *value,
               gpointer data G_GNUC_UNUSED)
 {
+  if (strcmp (key, "qemu-stderr") == 0)
+    return;                     /* several lines: a block of its own */
   if (JSON_NODE_HOLDS_VALUE (value))
     {
       GValue v = G_VALUE_INIT;
@@ -214,6 +218,14 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
       for (guint i = 0; i < json_array_get_length (argv_list); i++)
         printf ("%s%s", i ? " " : "", json_array_get_string_element (argv_list, i));
       printf ("\n");
+    }
+  if (json_object_has_member (o, "qemu-stderr"))
+    {
+      g_auto(GStrv) lines = g_strsplit (json_object_get_string_member (o, "qemu-stderr"), "\n", -1);
+      printf ("qemu-stderr\n");
+      for (char **l = lines; *l != NULL; l++)
+        if (**l != '\0')
+          printf ("  %s\n", *l);
     }
   if (json_object_has_member (o, "history"))
     {

@@ -53,14 +53,91 @@ compare_ptr_str (gconstpointer a, gconstpointer b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
+/* Typed arguments.  Each is optional; FALSE after answering the request with
+ * InvalidArgument when it is there with the wrong type (json-glib's getters would
+ * g_critical on a mistyped member: a client's mistake must not look like our bug). */
+static gboolean
+arg_string (ControlRequest *request, JsonObject *args, const char *name, const char **out)
+{
+  JsonNode *node = args ? json_object_get_member (args, name) : NULL;
+
+  *out = NULL;
+  if (node == NULL)
+    return TRUE;
+  if (control_json_get_string (args, name) == NULL)
+    {
+      control_request_error (request, "InvalidArgument", "argument \"%s\" is %s, not a string", name,
+                             control_json_describe (node));
+      return FALSE;
+    }
+  *out = control_json_get_string (args, name);
+  return TRUE;
+}
+
+static gboolean
+arg_int (ControlRequest *request, JsonObject *args, const char *name, gint64 min, gint64 max,
+         gint64 *out)
+{
+  JsonNode *node = args ? json_object_get_member (args, name) : NULL;
+
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      control_request_error (request, "InvalidArgument", "argument \"%s\" is %s, not a whole number",
+                             name, control_json_describe (node));
+      return FALSE;
+    }
+  if (json_node_get_int (node) < min || json_node_get_int (node) > max)
+    {
+      control_request_error (request, "InvalidArgument", "argument \"%s\" is %" G_GINT64_FORMAT
+                             ", out of range (use %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ")",
+                             name, json_node_get_int (node), min, max);
+      return FALSE;
+    }
+  *out = json_node_get_int (node);
+  return TRUE;
+}
+
+static gboolean
+arg_bool (ControlRequest *request, JsonObject *args, const char *name, gboolean *out)
+{
+  JsonNode *node = args ? json_object_get_member (args, name) : NULL;
+
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    {
+      control_request_error (request, "InvalidArgument", "argument \"%s\" is %s, not a boolean", name,
+                             control_json_describe (node));
+      return FALSE;
+    }
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
+/* `timeout` in seconds (for the powerdown step), as milliseconds; 0 when absent. */
+static gboolean
+arg_timeout_ms (ControlRequest *request, JsonObject *args, gint64 *out_ms)
+{
+  gint64 seconds = 0;
+
+  if (!arg_int (request, args, "timeout", 0, 86400, &seconds))
+    return FALSE;
+  *out_ms = seconds * 1000;
+  return TRUE;
+}
+
 /* The VM named in arguments, or NULL after answering the request with the error. */
 static Vm *
 request_vm (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
-  const char *name = args ? json_object_get_string_member_with_default (args, "vm", NULL) : NULL;
+  const char *name = NULL;
   g_autofree char *problem = NULL;
   Vm *vm;
 
+  if (!arg_string (request, args, "vm", &name))
+    return NULL;
   if (name == NULL)
     {
       control_request_error (request, "InvalidArgument", "missing argument \"vm\" (a VM name)");
@@ -137,23 +214,19 @@ cmd_start (Daemon *daemon, ControlRequest *request, JsonObject *args)
   daemon_waiters_notify (daemon, vm);
 }
 
-static gint64
-arg_timeout_ms (JsonObject *args)
-{
-  return args ? json_object_get_int_member_with_default (args, "timeout", 0) * 1000 : 0;
-}
-
 static void
 cmd_stop (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   g_autoptr(GError) error = NULL;
   Vm *vm = request_vm (daemon, request, args);
-  gboolean force = args && json_object_get_boolean_member_with_default (args, "force", FALSE);
+  gboolean force = FALSE;
+  gint64 timeout_ms = 0;
 
-  if (vm == NULL)
+  if (vm == NULL || !arg_bool (request, args, "force", &force)
+      || !arg_timeout_ms (request, args, &timeout_ms))
     return;
   daemon_save_desired (daemon, vm_get_name (vm), FALSE);
-  if (!vm_request_stop (vm, force, arg_timeout_ms (args), &error))
+  if (!vm_request_stop (vm, force, timeout_ms, &error))
     return answer_gerror (request, error);
   add_waiter (daemon, request, vm, WAIT_STOP, 0);
   daemon_waiters_notify (daemon, vm);
@@ -164,13 +237,14 @@ cmd_restart (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   g_autoptr(GError) error = NULL;
   Vm *vm = request_vm (daemon, request, args);
+  gint64 timeout_ms = 0;
 
-  if (vm == NULL)
+  if (vm == NULL || !arg_timeout_ms (request, args, &timeout_ms))
     return;
   daemon_save_desired (daemon, vm_get_name (vm), TRUE);
   if (vm_get_state (vm) == VM_STATE_STOPPED || vm_get_state (vm) == VM_STATE_FAILED)
     return cmd_start (daemon, request, args);
-  if (!vm_request_stop (vm, FALSE, arg_timeout_ms (args), &error))
+  if (!vm_request_stop (vm, FALSE, timeout_ms, &error))
     return answer_gerror (request, error);
   add_waiter (daemon, request, vm, WAIT_RESTART, 0);
 }
@@ -195,16 +269,12 @@ static void cmd_resume (Daemon *d, ControlRequest *r, JsonObject *a) { cmd_qmp_a
 static void
 cmd_reload (Daemon *daemon, ControlRequest *request, JsonObject *args G_GNUC_UNUSED)
 {
-  g_autoptr(GPtrArray) defined = daemon_scan (daemon);
+  g_autoptr(GPtrArray) defined = daemon_rescan (daemon);
   JsonObject *ret = json_object_new ();
   JsonArray *names = json_array_new ();
 
   for (guint i = 0; i < defined->len; i++)
-    {
-      json_array_add_string_element (names, vm_get_name (defined->pdata[i]));
-      if (vm_get_config (defined->pdata[i])->autostart)
-        vm_handle_event (defined->pdata[i], VM_EVENT_START);
-    }
+    json_array_add_string_element (names, vm_get_name (defined->pdata[i]));
   json_object_set_array_member (ret, "defined", names);
   json_object_set_int_member (ret, "vms", g_hash_table_size (daemon->vms));
   control_request_return (request, json_node_init_object (json_node_alloc (), ret));
@@ -248,8 +318,12 @@ shutdown_all_pump (Daemon *daemon, gint64 timeout_ms)
 static void
 cmd_shutdown_all (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
+  gint64 timeout_ms = 0;
+
+  if (!arg_timeout_ms (request, args, &timeout_ms))
+    return;
   g_queue_clear (&daemon->autostart);
-  add_waiter (daemon, request, NULL, WAIT_SHUTDOWN_ALL, arg_timeout_ms (args));
+  add_waiter (daemon, request, NULL, WAIT_SHUTDOWN_ALL, timeout_ms);
   daemon_waiters_notify (daemon, NULL);
 }
 
@@ -345,12 +419,15 @@ waiter_check (Daemon *daemon, DaemonWaiter *w)
         control_request_return (w->request, vm_describe (w->vm, FALSE));
       else if (s == VM_STATE_BACKOFF || s == VM_STATE_FAILED || s == VM_STATE_STOPPED)
         {
-          JsonNode *d = vm_describe (w->vm, FALSE);
-          JsonObject *o = json_node_get_object (d);
+          /* Why: the reason of the transition that ended the start. */
+          g_autoptr(JsonNode) d = vm_describe (w->vm, TRUE);
+          JsonArray *history = json_object_get_array_member (json_node_get_object (d), "history");
+          guint n = json_array_get_length (history);
+
           control_request_error (w->request, "GenericError", "vm '%s' did not start: %s",
-                                 vm_get_name (w->vm),
-                                 json_object_get_string_member_with_default (o, "last-failure", "?"));
-          json_node_unref (d);
+                                 vm_get_name (w->vm), n == 0 ? "?" :
+                                 json_object_get_string_member (json_array_get_object_element (history, n - 1),
+                                                                "reason"));
         }
       else
         return FALSE;
@@ -433,4 +510,24 @@ daemon_broadcast_state (Daemon *daemon, Vm *vm, VmState old, const char *reason)
   json_object_set_string_member (d, "reason", reason);
   if (daemon->control != NULL)
     control_server_broadcast_event (daemon->control, "STATE", d);
+}
+
+void
+daemon_broadcast_config (Daemon *daemon, const char *vm, const char *change, const char *reason,
+                         GPtrArray *errors)
+{
+  g_autoptr(JsonObject) d = json_object_new ();
+
+  json_object_set_string_member (d, "vm", vm);
+  json_object_set_string_member (d, "change", change);
+  json_object_set_string_member (d, "reason", reason);
+  if (errors != NULL)
+    {
+      JsonArray *list = json_array_new ();
+      for (guint i = 0; i < errors->len; i++)
+        json_array_add_string_element (list, errors->pdata[i]);
+      json_object_set_array_member (d, "errors", list);
+    }
+  if (daemon->control != NULL)
+    control_server_broadcast_event (daemon->control, "CONFIG", d);
 }

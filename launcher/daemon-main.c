@@ -34,14 +34,15 @@ write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoint
   return G_LOG_WRITER_HANDLED;
 }
 
-/* Classic double-fork daemon; the parent returns only when the child listens on the control
- * socket (or failed), so `vmherdd && vmherd list` works. */
+/* Classic double-fork daemon, done before GLib starts any thread (a forked child keeps only
+ * the calling thread, and GLib's child watches need its worker).  The parent returns only
+ * when the child listens on the control socket, or prints why it could not, so
+ * `vmherdd && vmherd list` works. */
 static int
 daemonize (const char *pidfile, int *out_ready_fd)
 {
   int pipefd[2];
   pid_t pid;
-  char c;
 
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
     return -1;
@@ -50,8 +51,21 @@ daemonize (const char *pidfile, int *out_ready_fd)
     return -1;
   if (pid > 0)
     {
+      char buf[1024];
+      ssize_t n;
+
       close (pipefd[1]);
-      _exit (read (pipefd[0], &c, 1) == 1 ? 0 : 1);
+      n = read (pipefd[0], buf, sizeof buf - 1);
+      if (n == 1 && buf[0] == '1')
+        _exit (0);
+      if (n > 0)
+        {
+          buf[n] = '\0';
+          fprintf (stderr, "vmherdd: %s\n", buf);
+        }
+      else
+        fprintf (stderr, "vmherdd: the daemon exited before it was ready (see its log)\n");
+      _exit (1);
     }
   close (pipefd[0]);
   setsid ();
@@ -110,12 +124,6 @@ main (int argc, char **argv)
   log_stream = stderr;
   options.config_path = config;
   options.foreground = foreground;
-  daemon = daemon_new (&options, &error);
-  if (daemon == NULL)
-    {
-      g_printerr ("vmherdd: %s\n", error->message);
-      return 1;
-    }
   if (!foreground)
     {
       const char *path = logfile ? logfile : "/var/log/vmherd/vmherdd.log";
@@ -127,9 +135,18 @@ main (int argc, char **argv)
       log_stream = fopen (path, "ae");
       if (log_stream == NULL)
         log_stream = stderr;    /* /dev/null by now; nothing better to do */
-      daemon_set_ready_fd (daemon, options.ready_fd);
     }
   g_log_set_writer_func (write_log, NULL, NULL);
+  daemon = daemon_new (&options, &error);
+  if (daemon == NULL)
+    {
+      g_message ("cannot start: %s", error->message);
+      if (options.ready_fd >= 0 && write (options.ready_fd, error->message, strlen (error->message)) < 0)
+        g_debug ("ready pipe: %s", g_strerror (errno));
+      if (foreground)
+        g_printerr ("vmherdd: %s\n", error->message);
+      return 1;
+    }
   status = daemon_run (daemon);
   if (!foreground)
     g_unlink (pidfile ? pidfile : "/run/vmherdd.pid");

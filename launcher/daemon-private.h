@@ -43,6 +43,9 @@ gboolean daemon_load_desired (Daemon *daemon, const char *name, gboolean *out_ru
 /* daemon-scan.c: reads vm-dir; new, changed and removed files.  Returns the VMs it defined
  * (borrowed), so the caller can adopt or autostart them. */
 GPtrArray *daemon_scan (Daemon *daemon);
+/* daemon_scan(), then starts the newly defined guests whose file says autostart = yes
+ * (the watch, SIGHUP and `reload` all do this). */
+GPtrArray *daemon_rescan (Daemon *daemon);
 void daemon_watch_vm_dir (Daemon *daemon);
 
 /* daemon-commands.c */
@@ -52,3 +55,8 @@ extern const char *const daemon_read_only_commands[];
 void daemon_waiters_notify (Daemon *daemon, Vm *vm);
 void daemon_waiters_drop_vm (Daemon *daemon, Vm *vm);
 void daemon_broadcast_state (Daemon *daemon, Vm *vm, VmState old, const char *reason);
+/* A CONFIG event: what a scan made of a VM file.  change: defined, pending (applies at the
+ * next restart), applied (nothing ran on the old one), current (the file says what runs
+ * again), invalid (errors: "FILE:LINE: msg" each), removed, forgotten. */
+void daemon_broadcast_config (Daemon *daemon, const char *vm, const char *change,
+                              const char *reason, GPtrArray *errors);

@@ -41,16 +41,26 @@ load_checked (Daemon *daemon, const char *path, const char *name)
       g_ptr_array_add (set, config);
       vm_check_set (set, errors);
     }
-  for (guint i = 0; i < errors->len; i++)
-    {
-      g_autofree char *text = config_error_format (errors->pdata[i]);
-      g_message ("%s", text);
-    }
   if (errors->len > 0)
     {
+      g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+      g_autofree char *reason = NULL;
       Vm *vm = daemon_find_vm (daemon, name);
-      if (vm != NULL && vm_get_state (vm) != VM_STATE_STOPPED)
+      gboolean runs = vm != NULL && vm_get_state (vm) != VM_STATE_STOPPED;
+
+      for (guint i = 0; i < errors->len; i++)
+        {
+          g_ptr_array_add (texts, config_error_format (errors->pdata[i]));
+          g_message ("%s", (char *) texts->pdata[i]);
+        }
+      if (runs)
         g_message ("vm '%s': keeps running on its last good config", name);
+      reason = errors->len > 1 ? g_strdup_printf ("%s (and %u more: run vmherd check)",
+                                                  (char *) texts->pdata[0], errors->len - 1)
+                               : g_strdup (texts->pdata[0]);
+      if (vm != NULL)
+        vm_set_config_error (vm, reason);
+      daemon_broadcast_config (daemon, name, "invalid", reason, texts);
       return NULL;
     }
   return g_steal_pointer (&config);
@@ -102,16 +112,31 @@ scan_file (Daemon *daemon, const char *file, GPtrArray *defined, GHashTable *see
   config = load_checked (daemon, path, name);
   if (config == NULL)
     return;
+  config->checksum = g_strdup (sum);
   if (vm == NULL)
     {
+      g_autofree char *reason = g_strdup_printf ("defined from %s", path);
+
       vm = vm_new (config, daemon->host, &daemon->probe->caps, &daemon_vm_observer, daemon);
       g_hash_table_insert (daemon->vms, g_strdup (name), vm);
-      g_message ("vm '%s': defined from %s", name, path);
+      g_message ("vm '%s': %s", name, reason);
+      daemon_broadcast_config (daemon, name, "defined", reason, NULL);
       g_ptr_array_add (defined, vm);
       return;
     }
+  vm_set_config_error (vm, NULL);
+  if (g_strcmp0 (vm_get_config (vm)->checksum, sum) == 0)
+    {
+      /* Edited back (or a broken save repaired): nothing to apply, nothing pending. */
+      vm_config_free (config);
+      vm_drop_pending_config (vm);
+      daemon_broadcast_config (daemon, name, "current", "the file matches the running config again",
+                               NULL);
+      return;
+    }
   g_autofree char *summary = describe_change (daemon, vm_get_config (vm), config);
-  vm_set_pending_config (vm, config, summary);
+  daemon_broadcast_config (daemon, name, vm_set_pending_config (vm, config, summary) ? "applied" : "pending",
+                           summary, NULL);
 }
 
 GPtrArray *
@@ -137,11 +162,19 @@ daemon_scan (Daemon *daemon)
   while (g_hash_table_iter_next (&iter, &name, &vm))
     if (!g_hash_table_contains (seen, name))
       g_ptr_array_add (gone, vm);
+  /* Files that were never good and are gone: read them afresh if they come back. */
+  g_hash_table_iter_init (&iter, daemon->file_sums);
+  while (g_hash_table_iter_next (&iter, &name, NULL))
+    if (!g_hash_table_contains (seen, name) && !g_hash_table_contains (daemon->vms, name))
+      g_hash_table_iter_remove (&iter);
   for (guint i = 0; i < gone->len; i++)
     {
       Vm *v = gone->pdata[i];
-      g_message ("vm '%s': its file is gone: stopping it, then forgetting it", vm_get_name (v));
+      static const char why[] = "its file is gone: stopping it, then forgetting it";
+
+      g_message ("vm '%s': %s", vm_get_name (v), why);
       g_hash_table_remove (daemon->file_sums, vm_get_name (v));
+      daemon_broadcast_config (daemon, vm_get_name (v), "removed", why, NULL);
       vm_mark_removed (v);
     }
   if (gone->len > 0)
@@ -152,6 +185,20 @@ daemon_scan (Daemon *daemon)
   return defined;
 }
 
+GPtrArray *
+daemon_rescan (Daemon *daemon)
+{
+  GPtrArray *defined = daemon_scan (daemon);
+
+  for (guint i = 0; i < defined->len; i++)
+    if (vm_get_config (defined->pdata[i])->autostart)
+      {
+        daemon_save_desired (daemon, vm_get_name (defined->pdata[i]), TRUE);
+        vm_handle_event (defined->pdata[i], VM_EVENT_START);
+      }
+  return defined;
+}
+
 static gboolean
 on_rescan (gpointer data)
 {
@@ -159,25 +206,28 @@ on_rescan (gpointer data)
   g_autoptr(GPtrArray) defined = NULL;
 
   daemon->rescan_timer = 0;
-  defined = daemon_scan (daemon);
-  for (guint i = 0; i < defined->len; i++)
-    if (vm_get_config (defined->pdata[i])->autostart)
-      {
-        daemon_save_desired (daemon, vm_get_name (defined->pdata[i]), TRUE);
-        vm_handle_event (defined->pdata[i], VM_EVENT_START);
-      }
+  defined = daemon_rescan (daemon);
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+names_vm_file (GFile *file)
+{
+  g_autofree char *base = file != NULL ? g_file_get_basename (file) : NULL;
+  g_autofree char *name = base != NULL ? vm_name_from_file (base) : NULL;
+
+  return name != NULL;
+}
+
 static void
-on_dir_changed (GFileMonitor *monitor G_GNUC_UNUSED, GFile *file, GFile *other G_GNUC_UNUSED,
+on_dir_changed (GFileMonitor *monitor G_GNUC_UNUSED, GFile *file, GFile *other,
                 GFileMonitorEvent event G_GNUC_UNUSED, gpointer data)
 {
   Daemon *daemon = data;
-  g_autofree char *base = g_file_get_basename (file);
-  g_autofree char *name = vm_name_from_file (base);
 
-  if (name == NULL)
+  /* An atomic save renames a temporary file (web.conf.XXXXXX) over web.conf: the event
+   * names the temporary file, and the VM file only as `other`. */
+  if (!names_vm_file (file) && !names_vm_file (other))
     return;                     /* editor backups, swap files, dotfiles */
   /* Debounce: one rescan after the folder has been quiet for a moment. */
   g_clear_handle_id (&daemon->rescan_timer, g_source_remove);

@@ -165,7 +165,10 @@ daemon_reap_removed (gpointer data)
   for (guint i = 0; i < gone->len; i++)
     {
       Vm *v = gone->pdata[i];
-      g_message ("vm '%s': its file is gone and it is stopped: forgotten", vm_get_name (v));
+      static const char why[] = "its file is gone and it is stopped: forgotten";
+
+      g_message ("vm '%s': %s", vm_get_name (v), why);
+      daemon_broadcast_config (daemon, vm_get_name (v), "forgotten", why, NULL);
       daemon_waiters_drop_vm (daemon, v);
       g_queue_remove (&daemon->autostart, v);
       g_hash_table_remove (daemon->autostart_running, v);
@@ -250,12 +253,6 @@ daemon_free (Daemon *daemon)
   g_free (daemon);
 }
 
-void
-daemon_set_ready_fd (Daemon *daemon, int fd)
-{
-  daemon->options.ready_fd = fd;
-}
-
 static gboolean
 on_quit_signal (gpointer data)
 {
@@ -273,7 +270,7 @@ on_hup (gpointer data)
   g_autoptr(GPtrArray) added = NULL;
 
   g_message ("SIGHUP: rescanning %s", daemon->host->vm_dir);
-  added = daemon_scan (daemon);
+  added = daemon_rescan (daemon);
   return G_SOURCE_CONTINUE;
 }
 

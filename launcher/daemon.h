@@ -17,9 +17,6 @@ Daemon *daemon_new (const DaemonOptions *options, GError **error);
 void daemon_free (Daemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Daemon, daemon_free)
 
-/* The pipe to signal readiness on (after daemonizing). */
-void daemon_set_ready_fd (Daemon *daemon, int fd);
-
 /* Opens the control socket, loads and re-adopts guests, autostarts, watches vm-dir, then
  * runs until SIGTERM/SIGINT.  Guests keep running after it returns.  Returns the exit code. */
 int daemon_run (Daemon *daemon);

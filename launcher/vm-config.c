@@ -151,6 +151,7 @@ vm_config_free (VmConfig *config)
   config_section_clear (&config->qemu_section);
   g_free (config->name);
   g_free (config->path);
+  g_free (config->checksum);
   g_free (config);
 }
 

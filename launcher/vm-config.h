@@ -67,6 +67,7 @@ typedef struct
 {
   char *name;                   /* the file name without .conf */
   char *path;                   /* the file, as named */
+  char *checksum;               /* SHA-256 of the file as the daemon read it, or NULL */
   ConfigSection vm;             /* [vm] */
   guint64 memory;               /* bytes, a whole number of MiB */
   gint64 cpus;

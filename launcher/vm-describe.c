@@ -1,6 +1,13 @@
 /* vm-describe.c: what `vmherd list` and `vmherd status` show of a VM. */
 #include "launcher/vm-private.h"
 
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fd-util.h"
+
 static void
 set_string_or_null (JsonObject *o, const char *key, const char *value)
 {
@@ -18,6 +25,53 @@ health_text (Vm *vm)
   if (vm->health_misses > 0)
     return "qmp-missed";
   return vm->health_last_ok ? "ok" : "pending";
+}
+
+/* "2026-11-26 06:34:41.680 vmherd: ...", as qemu_log_line() writes them: our lifecycle
+ * lines, between QEMU's own stderr in the VM's log. */
+static gboolean
+log_line_is_ours (const char *line)
+{
+  return strlen (line) >= 32 && line[4] == '-' && line[10] == ' ' && line[19] == '.'
+         && strncmp (line + 23, " vmherd: ", 9) == 0;
+}
+
+/* The last VM_STDERR_LINES lines QEMU wrote to its stderr since its latest start (for an
+ * adopted QEMU: in the log's tail), oldest first, one per line; "" when there are none.
+ * Reads at most VM_STDERR_READ_MAX bytes, however long the log has grown. */
+static char *
+qemu_stderr_tail (Vm *vm)
+{
+  g_autofree char *file = g_strdup_printf ("%s.log", vm->config->name);
+  g_autofree char *path = g_build_filename (vm->host->log_dir, file, NULL);
+  g_auto(AutoFd) fd = open (path, O_RDONLY | O_CLOEXEC);
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autofree char **view = NULL;
+  GPtrArray *kept;
+  struct stat st;
+  gint64 start;
+  gssize length;
+  guint n;
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return g_strdup ("");
+  start = MAX (MAX (vm->log_offset, (gint64) st.st_size - VM_STDERR_READ_MAX), 0);
+  text = g_malloc ((gsize) MAX ((gint64) st.st_size - start, 0) + 1);
+  length = start < st.st_size ? pread (fd, text, (size_t) (st.st_size - start), start) : 0;
+  text[MAX (length, 0)] = '\0';
+  lines = g_strsplit (text, "\n", -1);
+  n = g_strv_length (lines);
+  kept = g_ptr_array_new ();
+  /* Started in the middle of a line: drop that piece. */
+  for (guint i = start > MAX (vm->log_offset, 0) ? 1 : 0; i < n; i++)
+    if (lines[i][0] != '\0' && !log_line_is_ours (lines[i]))
+      g_ptr_array_add (kept, lines[i]);
+  if (kept->len > VM_STDERR_LINES)
+    g_ptr_array_remove_range (kept, 0, kept->len - VM_STDERR_LINES);
+  g_ptr_array_add (kept, NULL);
+  view = (char **) g_ptr_array_free (kept, FALSE);   /* borrows from lines */
+  return g_strjoinv ("\n", view);
 }
 
 static JsonArray *
@@ -55,11 +109,17 @@ describe_full (Vm *vm, JsonObject *o)
   json_object_set_string_member (o, "restart-policy", vm_restart_policy_to_string (vm->config->restart));
   json_object_set_boolean_member (o, "autostart", vm->config->autostart);
   set_string_or_null (o, "pending", vm->pending_summary);
+  set_string_or_null (o, "config-error", vm->config_error);
   set_string_or_null (o, "run-status", vm->run_status);
   set_string_or_null (o, "stop-step", vm->state == VM_STATE_STOPPING
                                       ? vm_stop_step_to_string (vm->stop_step) : NULL);
   set_string_or_null (o, "exit-status", vm->exit_status);
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
+  if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
+    {
+      g_autofree char *tail = qemu_stderr_tail (vm);
+      json_object_set_string_member (o, "qemu-stderr", tail);
+    }
   json_object_set_array_member (o, "history", history_array (vm));
   if (vm->inst != NULL)
     {
@@ -78,7 +138,7 @@ vm_describe (Vm *vm, gboolean full)
   json_object_set_string_member (o, "name", vm->config->name);
   json_object_set_string_member (o, "state", vm_state_to_string (vm->state));
   json_object_set_int_member (o, "pid", vm->pid);
-  json_object_set_int_member (o, "uptime", vm->run_started
+  json_object_set_int_member (o, "uptime", vm->run_started && vm->pid > 0
                               ? (g_get_monotonic_time () - vm->run_started) / G_USEC_PER_SEC : 0);
   json_object_set_int_member (o, "memory", (gint64) vm->config->memory);
   json_object_set_int_member (o, "restarts", vm->restarts);

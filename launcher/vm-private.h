@@ -13,6 +13,8 @@
 #define VM_BACKOFF_RESET_MS (10 * 60 * 1000)   /* this long running resets the backoff */
 #define VM_QMP_CONNECT_TIMEOUT_MS 10000
 #define VM_QMP_COMMAND_TIMEOUT_MS 10000
+#define VM_STDERR_LINES 20             /* of QEMU's stderr in `status` of a failed VM */
+#define VM_STDERR_READ_MAX (64 * 1024) /* bytes of the log read to find them */
 
 typedef struct
 {
@@ -26,6 +28,7 @@ struct _Vm
   VmConfig *config;             /* the last good config: what runs */
   VmConfig *pending;            /* a newer good config, for the next start */
   char *pending_summary;
+  char *config_error;           /* the file's last rejection, or NULL */
   const HostConfig *host;
   const QemuHostCaps *caps;
   const VmObserver *observer;
@@ -41,6 +44,7 @@ struct _Vm
   guint pidfd_watch;
   gboolean adopting;
   char *exit_status;            /* "exit status 1", "killed by signal 9" */
+  gint64 log_offset;            /* size of the VM's log when this run's QEMU started; -1 adopted */
   GCancellable *cancel;         /* cancels everything of the current run */
 
   QmpClient *qmp;

@@ -50,6 +50,9 @@ gboolean
 vm_qemu_spawn (Vm *vm, GError **error)
 {
   g_autoptr(QemuCmdline) cmdline = NULL;
+  g_autofree char *log_file = g_strdup_printf ("%s.log", vm->config->name);
+  g_autofree char *log_path = g_build_filename (vm->host->log_dir, log_file, NULL);
+  GStatBuf st;
 
   if (vm->config->nics->len > 0)
     {
@@ -64,6 +67,8 @@ vm_qemu_spawn (Vm *vm, GError **error)
       vm_log (vm, "escape hatch: [qemu] extra-args = %s", joined);
     }
   cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
+  /* QEMU's stderr of this run starts here in the VM's log (see vm_qemu_stderr_tail). */
+  vm->log_offset = g_stat (log_path, &st) == 0 ? (gint64) st.st_size : 0;
   vm->inst = qemu_spawn (vm->config, vm->host, cmdline, NULL, error);
   if (vm->inst == NULL)
     return FALSE;
@@ -83,9 +88,11 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
   if (strcmp (event->event, "SHUTDOWN") == 0)
     {
       JsonObject *d = event->data;
-      g_free (vm->shutdown_reason);
-      vm->shutdown_reason = g_strdup (d && json_object_has_member (d, "reason")
-                                      ? json_object_get_string_member (d, "reason") : "unknown");
+      /* The first SHUTDOWN says why: after a guest poweroff (-no-shutdown keeps QEMU up)
+       * our own `quit` makes QEMU report a second one, host-qmp-quit. */
+      if (vm->shutdown_reason == NULL)
+        vm->shutdown_reason = g_strdup (d && json_object_has_member (d, "reason")
+                                        ? json_object_get_string_member (d, "reason") : "unknown");
       vm_handle_event (vm, VM_EVENT_SHUTDOWN);
     }
   else if (strcmp (event->event, "STOP") == 0)
@@ -314,6 +321,7 @@ vm_adopt (Vm *vm)
   vm->pidfd = pidfd;
   vm->pidfd_watch = g_unix_fd_add (pidfd, G_IO_IN, on_pidfd, vm);
   vm->cancel = g_cancellable_new ();
+  vm->log_offset = -1;          /* its stderr started before we came */
   vm->adopting = TRUE;
   vm->admin_stop = FALSE;
   vm_set_state (vm, VM_STATE_STARTING, "found QEMU pid %d from an earlier vmherdd", (int) pid);

@@ -101,6 +101,7 @@ vm_free (Vm *vm)
   vm_config_free (vm->config);
   vm_config_free (vm->pending);
   g_free (vm->pending_summary);
+  g_free (vm->config_error);
   g_free (vm->exit_status);
   g_free (vm->shutdown_reason);
   g_free (vm->failing);
@@ -121,7 +122,7 @@ vm_get_qmp (Vm *vm)
   return vm->qmp;
 }
 
-void
+gboolean
 vm_set_pending_config (Vm *vm, VmConfig *config, const char *summary)
 {
   if (vm->state == VM_STATE_STOPPED || vm->state == VM_STATE_FAILED)
@@ -132,13 +133,31 @@ vm_set_pending_config (Vm *vm, VmConfig *config, const char *summary)
       g_clear_pointer (&vm->pending, vm_config_free);
       g_clear_pointer (&vm->pending_summary, g_free);
       vm_log (vm, "config reloaded: %s", summary);
-      return;
+      return TRUE;
     }
   vm_config_free (vm->pending);
   vm->pending = config;
   g_free (vm->pending_summary);
   vm->pending_summary = g_strdup (summary);
   vm_log (vm, "config changed (%s); applies at next restart", summary);
+  return FALSE;
+}
+
+void
+vm_drop_pending_config (Vm *vm)
+{
+  if (vm->pending == NULL)
+    return;
+  g_clear_pointer (&vm->pending, vm_config_free);
+  g_clear_pointer (&vm->pending_summary, g_free);
+  vm_log (vm, "config changed back to what runs; nothing pending");
+}
+
+void
+vm_set_config_error (Vm *vm, const char *error)
+{
+  g_free (vm->config_error);
+  vm->config_error = g_strdup (error);
 }
 
 void
@@ -288,7 +307,8 @@ on_exited (Vm *vm)
   g_clear_pointer (&vm->inst, qemu_instance_free);
   vm->pid = 0;
   if (was == VM_STATE_STOPPING && admin)
-    return vm_set_state (vm, VM_STATE_STOPPED, "stopped by operator (QEMU %s)", how);
+    return vm_set_state (vm, VM_STATE_STOPPED, "%s (QEMU %s)",
+                         vm->removed ? "its file is gone: stopped" : "stopped by operator", how);
   if (failing != NULL)
     return vm_fail (vm, failing);
   if (shutdown != NULL && strcmp (shutdown, "guest-shutdown") == 0)
@@ -385,12 +405,14 @@ vm_handle_event (Vm *vm, VmEvent event)
       if (s == VM_STATE_BACKOFF || s == VM_STATE_FAILED)
         {
           g_clear_handle_id (&vm->backoff_timer, g_source_remove);
-          vm_set_state (vm, VM_STATE_STOPPED, "stopped by operator");
+          vm_set_state (vm, VM_STATE_STOPPED, vm->removed ? "its file is gone: stopped"
+                                                          : "stopped by operator");
         }
       else if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || s == VM_STATE_STARTING)
         begin_stop (vm, s == VM_STATE_STARTING || vm->stop_force ? VM_STOP_STEP_QUIT
                                                                  : VM_STOP_STEP_POWERDOWN,
-                    vm->stop_force ? "stop --force requested" : "stop requested");
+                    vm->removed ? "its file is gone" : vm->stop_force ? "stop --force requested"
+                                                                       : "stop requested");
       break;
     case VM_EVENT_PAUSED:
       if (s == VM_STATE_RUNNING)

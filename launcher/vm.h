@@ -83,8 +83,14 @@ gboolean vm_request_stop (Vm *vm, gboolean force, gint64 timeout_ms, GError **er
 /* QMP commands passed through for reset, pause and resume. */
 gboolean vm_request_qmp (Vm *vm, const char *command, GError **error);
 
-/* A newer valid config: used at the next start; `summary` says what changed. */
-void vm_set_pending_config (Vm *vm, VmConfig *config, const char *summary);
+/* A newer valid config (taken): used at the next start, or at once when no QEMU runs on
+ * the old one (then TRUE); `summary` says what changed. */
+gboolean vm_set_pending_config (Vm *vm, VmConfig *config, const char *summary);
+/* The file says what runs again: forget a pending config. */
+void vm_drop_pending_config (Vm *vm);
+/* Why the VM's file was last rejected ("FILE:LINE: msg"), shown by `status`; NULL once a
+ * good file was read. */
+void vm_set_config_error (Vm *vm, const char *error);
 /* The config file is gone: stop gracefully; vm_is_removable() once stopped. */
 void vm_mark_removed (Vm *vm);
 gboolean vm_is_removable (Vm *vm);
