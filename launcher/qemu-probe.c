@@ -19,7 +19,7 @@ qemu_probe_parse (const char *help, gboolean vhost_net, GError **error)
 {
   g_autoptr(QemuProbe) probe = g_new0 (QemuProbe, 1);
   g_auto(GStrv) lines = g_strsplit (help, "\n", -1);
-  g_autoptr(GPtrArray) machines = g_ptr_array_new ();
+  g_autoptr(GPtrArray) machines = g_ptr_array_new_with_free_func (g_free);
 
   for (char **l = lines; *l != NULL; l++)
     {
@@ -42,6 +42,7 @@ qemu_probe_parse (const char *help, gboolean vhost_net, GError **error)
       return NULL;
     }
   g_ptr_array_add (machines, NULL);
+  g_ptr_array_set_free_func (machines, NULL);
   probe->machines = (GStrv) g_ptr_array_steal (machines, NULL);
   probe->caps.default_machine = probe->default_machine;
   probe->caps.vhost_net = vhost_net;

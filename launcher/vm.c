@@ -310,7 +310,10 @@ on_exited (Vm *vm)
     return vm_set_state (vm, VM_STATE_STOPPED, "%s (QEMU %s)",
                          vm->removed ? "its file is gone: stopped" : "stopped by operator", how);
   if (failing != NULL)
-    return vm_fail (vm, failing);
+    {
+      g_autofree char *reason = g_strdup_printf ("%s; QEMU %s", failing, how);
+      return vm_fail (vm, reason);
+    }
   if (shutdown != NULL && strcmp (shutdown, "guest-shutdown") == 0)
     {
       vm->run_started = 0;
@@ -376,11 +379,14 @@ vm_handle_event (Vm *vm, VmEvent event)
         }
       break;
     case VM_EVENT_START_FAILED:
-      if (s == VM_STATE_STARTING)
+      if (s == VM_STATE_STARTING && vm->failing == NULL)
         {
-          /* The process may still live (QMP silent): kill it; EXITED decides the rest. */
+          /* QEMU may live on with QMP silent, or be on its way out (a bad option closes
+           * QMP just before the exit is seen): kill it either way, still starting, and let
+           * EXITED end the run, so the states do not depend on which came first. */
           vm->failing = g_strdup (vm->last_failure);
-          begin_stop (vm, VM_STOP_STEP_KILL, vm->failing);
+          vm_log (vm, "killing QEMU pid %d: %s", (int) vm->pid, vm->failing);
+          vm_qemu_signal (vm, SIGKILL);
         }
       break;
     case VM_EVENT_EXITED:
