@@ -19,6 +19,7 @@ static const CtlCommand commands[] = {
   { "pause", ctl_cmd_pause, "NAME", "stop the guest's vCPUs" },
   { "resume", ctl_cmd_resume, "NAME", "run the guest's vCPUs again" },
   { "events", ctl_cmd_events, "[--json]", "follow lifecycle and QMP events" },
+  { "qmp", ctl_cmd_qmp, "NAME [--read-only] [COMMAND [KEY=VALUE...]]", "QMP console (shared with vmherdd)" },
   { "reload", ctl_cmd_reload, "", "rescan the VM directory now (as SIGHUP does)" },
   { "shutdown-all", ctl_cmd_shutdown_all, "[--timeout S]", "stop every guest, last started first" },
   { "version", cmd_version, "", "print vmherd's version" },

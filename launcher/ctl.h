@@ -39,3 +39,6 @@ int ctl_cmd_resume (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_reload (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_shutdown_all (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_events (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-qmp.c: the QMP console. */
+int ctl_cmd_qmp (CtlContext *ctx, int argc, char **argv);

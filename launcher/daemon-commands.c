@@ -6,8 +6,9 @@
 
 #include "launcher/vm-check.h"
 
+/* `qmp` is here because group members get a read-only console (query-* only). */
 const char *const daemon_read_only_commands[] = {
-  "list", "status", "events", "version", "logs", NULL,
+  "list", "status", "events", "version", "logs", "qmp", NULL,
 };
 
 typedef enum { WAIT_START, WAIT_STOP, WAIT_RESTART, WAIT_SHUTDOWN_ALL } WaitKind;
@@ -151,12 +152,20 @@ request_vm (Daemon *daemon, ControlRequest *request, JsonObject *args)
     }
   vm = daemon_find_vm (daemon, name);
   if (vm == NULL)
-    {
-      g_autofree char *known = known_vms (daemon);
-      control_request_error (request, "NotFound", "no VM named '%s' in %s (known: %s)", name,
-                             daemon->host->vm_dir, known);
-    }
+    daemon_answer_no_vm (daemon, request, name);
   return vm;
+}
+
+void
+daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *name)
+{
+  g_autofree char *known = known_vms (daemon);
+
+  if (name == NULL)
+    control_request_error (request, "InvalidArgument", "missing argument \"vm\" (a VM name)");
+  else
+    control_request_error (request, "NotFound", "no VM named '%s' in %s (known: %s)", name,
+                           daemon->host->vm_dir, known);
 }
 
 static void
@@ -376,6 +385,7 @@ static const struct
   { "restart", cmd_restart }, { "reset", cmd_reset }, { "pause", cmd_pause },
   { "resume", cmd_resume }, { "reload", cmd_reload }, { "shutdown-all", cmd_shutdown_all },
   { "version", cmd_version }, { "events", cmd_events }, { "logs", cmd_logs },
+  { "qmp", daemon_cmd_qmp },
 };
 
 void

@@ -52,6 +52,11 @@ void daemon_watch_vm_dir (Daemon *daemon);
 void daemon_handle_request (ControlRequest *request, const char *command, JsonObject *arguments,
                             gpointer user_data);
 extern const char *const daemon_read_only_commands[];
+/* Answers request with NotFound naming the known VMs (or InvalidArgument without a name). */
+void daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *name);
+
+/* daemon-qmp.c: `qmp`, the console's commands forwarded to QEMU. */
+void daemon_cmd_qmp (Daemon *daemon, ControlRequest *request, JsonObject *args);
 void daemon_waiters_notify (Daemon *daemon, Vm *vm);
 void daemon_waiters_drop_vm (Daemon *daemon, Vm *vm);
 void daemon_broadcast_state (Daemon *daemon, Vm *vm, VmState old, const char *reason);

@@ -187,6 +187,14 @@ on_vm_qmp_event (Vm *vm, const QmpMessage *event, gpointer data)
   json_object_set_string_member (d, "event", event->event);
   if (event->data != NULL)
     json_object_set_object_member (d, "data", json_object_ref (event->data));
+  if (event->timestamp_seconds >= 0)
+    {
+      /* QEMU's own time of the event, which the console shows. */
+      JsonObject *ts = json_object_new ();
+      json_object_set_int_member (ts, "seconds", event->timestamp_seconds);
+      json_object_set_int_member (ts, "microseconds", event->timestamp_microseconds);
+      json_object_set_object_member (d, "timestamp", ts);
+    }
   control_server_broadcast_event (daemon->control, "QMP", d);
 }
 

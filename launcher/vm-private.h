@@ -73,7 +73,6 @@ struct _Vm
 };
 
 void vm_set_state (Vm *vm, VmState state, const char *format, ...) G_GNUC_PRINTF (3, 4);
-void vm_log (Vm *vm, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 /* vm-qemu.c */
 gboolean vm_qemu_spawn (Vm *vm, GError **error);

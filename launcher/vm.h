@@ -100,5 +100,8 @@ VmState vm_get_state (Vm *vm);
 const VmConfig *vm_get_config (Vm *vm);
 QmpClient *vm_get_qmp (Vm *vm);   /* NULL unless connected */
 
+/* A line in the VM's log (log-dir/NAME.log) and the daemon's log: "vm 'NAME': ...". */
+void vm_log (Vm *vm, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
 /* Everything known, for `list` (brief) and `status` (full). */
 JsonNode *vm_describe (Vm *vm, gboolean full);
