@@ -12,6 +12,7 @@
 #include "launcher/control.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <glib-unix.h>
 #include <grp.h>
 #include <string.h>
@@ -345,6 +346,34 @@ control_request_return (ControlRequest *request, JsonNode *value)
     }
   json_object_set_member (answer, "return", value);
   request_finish (request, answer);
+}
+
+int
+control_request_return_and_detach (ControlRequest *request, JsonNode *value)
+{
+  ControlConnection *connection = connection_ref (request->connection);
+  int fd = -1, err = 0;
+
+  control_request_return (request, value);
+  /* The answer is small: wait for it to leave (bounded), then hand the socket over. */
+  while (connection->server != NULL && connection->out_bytes > 0)
+    {
+      struct pollfd pfd = { connection->fd, POLLOUT, 0 };
+
+      if (!connection_flush (connection, &err) || (connection->out_bytes > 0 && poll (&pfd, 1, 1000) <= 0))
+        break;
+    }
+  if (connection->server != NULL && connection->out_bytes == 0
+      && qmp_line_buffer_get_pending (connection->lines) == 0)
+    {
+      fd = connection->fd;
+      connection->fd = -1;
+      connection_close (connection, "detached for a raw stream");
+    }
+  else
+    connection_close (connection, "could not detach (answer unsent, or more requests pipelined)");
+  connection_unref (connection);
+  return fd;
 }
 
 void

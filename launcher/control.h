@@ -87,6 +87,12 @@ gboolean control_request_is_connected (ControlRequest *request);
 /* Answers with {"return": value}; takes ownership of value (NULL means {}).  Frees the
  * request. */
 void control_request_return (ControlRequest *request, JsonNode *value);
+/* Answers with {"return": value} (taken), waits for the answer to leave, and takes the
+ * connection away from the server for a raw byte stream (the serial console).  Returns the
+ * socket (blocking mode unchanged: non-blocking), now the caller's, or -1 when the client is
+ * gone or had sent further requests. */
+int control_request_return_and_detach (ControlRequest *request, JsonNode *value);
+
 /* Answers with {"error": {"class": error_class, "desc": ...}} and frees the request.
  * Classes: GenericError, NotFound, PermissionDenied, InvalidArgument, Busy (like QMP's,
  * plus ours). */

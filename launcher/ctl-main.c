@@ -18,6 +18,8 @@ static const CtlCommand commands[] = {
   { "reset", ctl_cmd_reset, "NAME", "hard reset (like the reset button)" },
   { "pause", ctl_cmd_pause, "NAME", "stop the guest's vCPUs" },
   { "resume", ctl_cmd_resume, "NAME", "run the guest's vCPUs again" },
+  { "console", ctl_cmd_console, "NAME", "the guest's serial console (Ctrl-] leaves)" },
+  { "logs", ctl_cmd_logs, "NAME [-f] [--serial]", "the guest's log (lifecycle, QEMU's stderr) or serial log" },
   { "events", ctl_cmd_events, "[--json]", "follow lifecycle and QMP events" },
   { "qmp", ctl_cmd_qmp, "NAME [--read-only] [COMMAND [KEY=VALUE...]]", "QMP console (shared with vmherdd)" },
   { "reload", ctl_cmd_reload, "", "rescan the VM directory now (as SIGHUP does)" },

@@ -42,3 +42,7 @@ int ctl_cmd_events (CtlContext *ctx, int argc, char **argv);
 
 /* ctl-qmp.c: the QMP console. */
 int ctl_cmd_qmp (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-console.c: the serial console and the logs. */
+int ctl_cmd_console (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_logs (CtlContext *ctx, int argc, char **argv);

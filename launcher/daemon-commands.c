@@ -36,23 +36,24 @@ add_waiter (Daemon *daemon, ControlRequest *request, Vm *vm, WaitKind kind, gint
   g_ptr_array_add (daemon->waiters, w);
 }
 
+static gint
+compare_ptr_str (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
 static char *
 known_vms (Daemon *daemon)
 {
   g_autofree const char **names = (const char **) g_hash_table_get_keys_as_array (daemon->vms, NULL);
   guint n = g_strv_length ((char **) names);
 
-  qsort (names, n, sizeof *names, (int (*) (const void *, const void *)) g_strcmp0);
+  qsort (names, n, sizeof *names, compare_ptr_str);
   if (n == 0)
     return g_strdup ("none");
   return g_strjoinv (", ", (char **) names);
 }
 
-static gint
-compare_ptr_str (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
 
 /* Typed arguments.  Each is optional; FALSE after answering the request with
  * InvalidArgument when it is there with the wrong type (json-glib's getters would
@@ -385,7 +386,7 @@ static const struct
   { "restart", cmd_restart }, { "reset", cmd_reset }, { "pause", cmd_pause },
   { "resume", cmd_resume }, { "reload", cmd_reload }, { "shutdown-all", cmd_shutdown_all },
   { "version", cmd_version }, { "events", cmd_events }, { "logs", cmd_logs },
-  { "qmp", daemon_cmd_qmp },
+  { "qmp", daemon_cmd_qmp }, { "console", daemon_cmd_console },
 };
 
 void

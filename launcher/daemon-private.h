@@ -8,6 +8,8 @@
 #include "launcher/qemu-probe.h"
 #include "launcher/vm.h"
 
+typedef struct _DaemonConsole DaemonConsole;
+
 struct _Daemon
 {
   DaemonOptions options;
@@ -28,6 +30,7 @@ struct _Daemon
   gboolean ready_notified;
 
   GPtrArray *waiters;           /* DaemonWaiter: requests answered on a state change */
+  GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
   gboolean notifying, notify_again;
 };
 
@@ -54,6 +57,11 @@ void daemon_handle_request (ControlRequest *request, const char *command, JsonOb
 extern const char *const daemon_read_only_commands[];
 /* Answers request with NotFound naming the known VMs (or InvalidArgument without a name). */
 void daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *name);
+
+/* daemon-console.c: `console`, the serial console spliced through the daemon. */
+void daemon_cmd_console (Daemon *daemon, ControlRequest *request, JsonObject *args);
+GHashTable *daemon_consoles_new (void);
+void daemon_consoles_free (Daemon *daemon);
 
 /* daemon-qmp.c: `qmp`, the console's commands forwarded to QEMU. */
 void daemon_cmd_qmp (Daemon *daemon, ControlRequest *request, JsonObject *args);

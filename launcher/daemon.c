@@ -213,6 +213,7 @@ daemon_new (const DaemonOptions *options, GError **error)
   daemon->file_sums = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   daemon->autostart_running = g_hash_table_new (NULL, NULL);
   daemon->waiters = g_ptr_array_new ();
+  daemon->consoles = daemon_consoles_new ();
   g_queue_init (&daemon->autostart);
   daemon->host = host_config_load (options->config_path, errors);
   if (daemon->host == NULL)
@@ -251,6 +252,7 @@ daemon_free (Daemon *daemon)
   g_queue_clear (&daemon->autostart);
   g_clear_pointer (&daemon->autostart_running, g_hash_table_unref);
   g_clear_pointer (&daemon->waiters, g_ptr_array_unref);
+  daemon_consoles_free (daemon);
   /* Freeing a Vm leaves its QEMU running. */
   g_clear_pointer (&daemon->vms, g_hash_table_unref);
   g_clear_pointer (&daemon->file_sums, g_hash_table_unref);
