@@ -115,6 +115,7 @@ describe_full (Vm *vm, JsonObject *o)
                                       ? vm_stop_step_to_string (vm->stop_step) : NULL);
   set_string_or_null (o, "exit-status", vm->exit_status);
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
+  json_object_set_int_member (o, "health-checks", (gint64) vm->health_answers);
   if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
     {
       g_autofree char *tail = qemu_stderr_tail (vm);

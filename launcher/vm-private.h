@@ -61,6 +61,7 @@ struct _Vm
   guint health_timer;
   guint health_misses;
   gint64 health_last_ok;        /* real time, us */
+  guint64 health_answers;       /* query-status answered, since the daemon started */
   char *run_status;             /* QEMU's query-status answer */
 
   guint backoff_timer;

@@ -225,6 +225,7 @@ on_health_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer d
     {
       vm->health_misses = 0;
       vm->health_last_ok = g_get_real_time ();
+      vm->health_answers++;
       g_free (vm->run_status);
       vm->run_status = g_strdup (json_object_get_string_member_with_default (
           json_node_get_object (reply), "status", "?"));

@@ -5,17 +5,12 @@
 
 #include "tests/test-util.h"
 
-typedef struct
-{
-  char *out, *err;
-  int status;
-} Run;
+typedef TestRun Run;
 
 static void
 run_clear (Run *r)
 {
-  g_free (r->out);
-  g_free (r->err);
+  test_run_clear (r);
 }
 
 static Run
@@ -23,25 +18,14 @@ run_vmherd (const char *config, const char *const *args)
 {
   g_autofree char *bin = test_build_path ("vmherd");
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  Run r = { 0 };
-  int wait_status;
 
   g_ptr_array_add (argv, bin);
-  if (config != NULL)
-    {
-      g_ptr_array_add (argv, "--config");
-      g_ptr_array_add (argv, (char *) config);
-    }
+  g_ptr_array_add (argv, "--config");
+  g_ptr_array_add (argv, (char *) config);
   for (; *args != NULL; args++)
     g_ptr_array_add (argv, (char *) *args);
   g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &r.out, &r.err,
-                &wait_status, &error);
-  g_assert_no_error (error);
-  g_assert_true (WIFEXITED (wait_status));
-  r.status = WEXITSTATUS (wait_status);
-  return r;
+  return test_run ((const char *const *) argv->pdata, NULL);
 }
 
 static char *

@@ -1,6 +1,7 @@
 /* test-util.c: waiting, paths, temporary folders and skips for the tests. */
 #include "tests/test-util.h"
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +181,70 @@ test_assert_golden (const char *path, const char *actual)
                path, i + 1, want[i], got[i]);
   if (want[i] != NULL || got[i] != NULL)
     g_error ("%s:%u: %s", path, i + 1, want[i] ? "the output ends early" : "the output has more lines");
+}
+
+typedef struct
+{
+  gboolean done;
+  char *out, *err;
+  GError *error;
+} RunState;
+
+static void
+on_communicated (GObject *source, GAsyncResult *result, gpointer data)
+{
+  RunState *st = data;
+
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &st->out, &st->err, &st->error);
+  st->done = TRUE;
+}
+
+TestRun
+test_run (const char *const *argv, const char *stdin_text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  RunState st = { 0 };
+  TestRun run = { 0 };
+
+  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                  | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (proc, stdin_text ? stdin_text : "", NULL, on_communicated, &st);
+  test_wait_until (st.done, 120000, argv[0]);
+  g_assert_no_error (st.error);
+  g_subprocess_wait (proc, NULL, &error);
+  g_assert_no_error (error);
+  if (!g_subprocess_get_if_exited (proc))
+    g_error ("%s was killed by signal %d; stderr: %s", argv[0], g_subprocess_get_term_sig (proc), st.err);
+  run.out = st.out;
+  run.err = st.err;
+  run.status = g_subprocess_get_exit_status (proc);
+  return run;
+}
+
+void
+test_run_clear (TestRun *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+
+TestRun
+test_run_vmherd (const char *config, const char *stdin_text, ...)
+{
+  g_autofree char *bin = test_build_path ("vmherd");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *arg;
+  va_list ap;
+
+  g_ptr_array_add (argv, bin);
+  g_ptr_array_add (argv, "--config");
+  g_ptr_array_add (argv, (char *) config);
+  va_start (ap, stdin_text);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  return test_run ((const char *const *) argv->pdata, stdin_text);
 }

@@ -45,3 +45,19 @@ void test_write_file (const char *path, const char *contents);
 /* Compares actual with the golden file at path, line by line, failing with the first
  * differing line; REGENERATE=1 rewrites the file instead (review the diff like code). */
 void test_assert_golden (const char *path, const char *actual);
+
+/* A finished command: its output and exit status. */
+typedef struct
+{
+  char *out;
+  char *err;
+  int status;                   /* exit status; a signal fails the test */
+} TestRun;
+
+/* Runs argv (NULL-terminated) to completion with stdin_text (nullable) on its standard
+ * input, from the main loop (so the test's own sources keep running). */
+TestRun test_run (const char *const *argv, const char *stdin_text);
+void test_run_clear (TestRun *run);
+
+/* Runs $VMHERD_BUILDDIR/vmherd --config config ARGS... */
+TestRun test_run_vmherd (const char *config, const char *stdin_text, ...) G_GNUC_NULL_TERMINATED;
