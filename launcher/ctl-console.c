@@ -95,12 +95,18 @@ splice_terminal (int sock, const char *vm)
       cfmakeraw (&raw);
       tcsetattr (STDIN_FILENO, TCSANOW, &raw);
     }
+  gint64 detach_at = 0;         /* after the input ended: show a second of answers */
+
   for (;;)
     {
-      struct pollfd p[2] = { { STDIN_FILENO, POLLIN, 0 }, { sock, POLLIN, 0 } };
+      struct pollfd p[2] = { { detach_at ? -1 : STDIN_FILENO, POLLIN, 0 }, { sock, POLLIN, 0 } };
+      gint64 left = detach_at ? (detach_at - g_get_monotonic_time ()) / 1000 : -1;
       ssize_t n;
+      int ready = detach_at && left <= 0 ? 0 : poll (p, 2, (int) left);
 
-      if (poll (p, 2, -1) < 0 && errno != EINTR)
+      if (ready < 0 && errno != EINTR)
+        break;
+      if (ready == 0)
         break;
       if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
         {
@@ -118,7 +124,10 @@ splice_terminal (int sock, const char *vm)
         {
           n = read (STDIN_FILENO, buf, sizeof buf);
           if (n <= 0)
-            break;              /* end of input (not a terminal): detach */
+            {
+              detach_at = g_get_monotonic_time () + G_USEC_PER_SEC;
+              continue;
+            }
           char *esc = tty ? memchr (buf, ESCAPE_CHAR, (size_t) n) : NULL;
           if (!write_all (sock, buf, esc ? (gsize) (esc - buf) : (gsize) n) || esc != NULL)
             break;

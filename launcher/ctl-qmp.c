@@ -28,6 +28,7 @@ typedef struct
   char *vm;
   gboolean read_only;
   gboolean color;
+  gboolean with_events;         /* interactive: print events as they come */
   ControlClient *control;       /* through vmherdd */
   int direct_fd;                /* or straight to QEMU: -1 */
   QmpLineBuffer *direct_buf;
@@ -114,7 +115,8 @@ direct_read (Console *c, GError **error)
               JsonObject *ts = json_object_new ();
               json_object_set_int_member (ts, "seconds", m->timestamp_seconds);
               json_object_set_int_member (ts, "microseconds", m->timestamp_microseconds);
-              print_event (c, m->event, m->data, ts);
+              if (c->with_events)
+                print_event (c, m->event, m->data, ts);
               json_object_unref (ts);
               qmp_message_free (m);
               continue;
@@ -450,13 +452,15 @@ console_connect (Console *c, CtlContext *ctx, int *out_status)
       g_autoptr(JsonObject) q = json_object_new ();
       g_autoptr(JsonObject) status = NULL;
 
-      /* Events first, so nothing between our commands is missed; then check the guest. */
-      ret = control_client_call (c->control, "events", NULL, CONSOLE_TIMEOUT_MS, NULL, NULL, NULL, &error);
+      /* An interactive console shows events, so it subscribes first and misses nothing
+       * between commands; one-shot and scripted use print only replies. */
+      if (c->with_events)
+        ret = control_client_call (c->control, "events", NULL, CONSOLE_TIMEOUT_MS, NULL, NULL, NULL, &error);
       json_object_set_string_member (q, "execute", "query-status");
       json_object_set_string_member (args, "vm", c->vm);
-      if (ret != NULL)
+      if (ret != NULL || !c->with_events)
         {
-          json_node_unref (g_steal_pointer (&ret));
+          g_clear_pointer (&ret, json_node_unref);
           ret = control_client_call (c->control, "status", args, CONSOLE_TIMEOUT_MS, NULL, NULL, NULL, &error);
         }
       if (ret == NULL)
@@ -510,6 +514,7 @@ ctl_cmd_qmp (CtlContext *ctx, int argc, char **argv)
     return ctl_usage (ctx, "qmp");
   c.vm = g_strdup (c.vm);
   c.color = isatty (STDOUT_FILENO) && g_getenv ("NO_COLOR") == NULL;
+  c.with_events = first == 0 && isatty (STDIN_FILENO);
   the_console = &c;
   if (!console_connect (&c, ctx, &status))
     ;

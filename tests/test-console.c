@@ -1,0 +1,337 @@
+/* test-console.c: the QMP console and the serial console, through a real vmherdd with
+ * real guests: two consoles watch the same events while health checks go on; errors are
+ * QEMU's or local as they should be; the direct fallback when vmherdd is gone. */
+#include <glib/gstdio.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher/control-proto.h"
+#include "tests/test-util.h"
+
+typedef struct
+{
+  char *dir, *config, *socket, *pidfile;
+} Host;
+
+static void
+host_stop (gpointer data)
+{
+  Host *h = data;
+  g_autofree char *pid_text = NULL;
+  g_autoptr(GDir) d = NULL;
+  g_autofree char *vmdir = g_build_filename (h->dir, "run", "vm", NULL);
+  const char *name;
+
+  if (g_file_get_contents (h->pidfile, &pid_text, NULL, NULL))
+    kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL);
+  /* Guests outlive the daemon: end them by their pid files. */
+  d = g_dir_open (vmdir, 0, NULL);
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *pidfile = g_build_filename (vmdir, name, "pid", NULL);
+      g_autofree char *text = NULL;
+      if (g_file_get_contents (pidfile, &text, NULL, NULL))
+        kill ((pid_t) g_ascii_strtoll (text, NULL, 10), SIGKILL);
+    }
+  g_free (h->dir);
+  g_free (h->config);
+  g_free (h->socket);
+  g_free (h->pidfile);
+  g_free (h);
+}
+
+/* A host with the VM files given as name, text, ..., NULL; vmherdd started and ready. */
+static Host *
+host_start (const char *first_name, ...)
+{
+  Host *h = g_new0 (Host, 1);
+  g_autofree char *vms = NULL, *bin = test_build_path ("vmherdd"), *log = NULL;
+  const char *name;
+  va_list ap;
+  TestRun r;
+
+  h->dir = test_tmpdir ();
+  g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);   /* QEMU runs as nobody */
+  h->config = g_build_filename (h->dir, "vmherd.conf", NULL);
+  h->socket = g_build_filename (h->dir, "run", "control", NULL);
+  h->pidfile = g_build_filename (h->dir, "vmherdd.pid", NULL);
+  log = g_build_filename (h->dir, "vmherdd.log", NULL);
+  vms = g_build_filename (h->dir, "vms.d", NULL);
+  g_mkdir (vms, 0755);
+  test_write_file (h->config, "[daemon]\nvm-dir = vms.d\nrun-dir = run\nstate-dir = state\n"
+                              "log-dir = log\nqemu-user = nobody\n");
+  va_start (ap, first_name);
+  for (name = first_name; name != NULL; name = va_arg (ap, const char *))
+    {
+      g_autofree char *file = g_strdup_printf ("%s/%s.conf", vms, name);
+      test_write_file (file, va_arg (ap, const char *));
+    }
+  va_end (ap);
+  g_test_queue_destroy (host_stop, h);
+  /* Without -f, vmherdd returns once its control socket listens: no waiting here. */
+  {
+    const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
+    r = test_run (argv, NULL);
+  }
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  return h;
+}
+
+static const char *const bios_vm =
+  "[vm]\nmemory = 64M\n[health]\npanic = none\nqmp-interval = 100ms\n";
+
+static void
+start_vm (Host *h, const char *name)
+{
+  TestRun r = test_run_vmherd (h->config, NULL, "start", name, NULL);
+  g_autofree char *expected = g_strdup_printf ("vm '%s': running\n", name);
+
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpstr (r.out, ==, expected);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+}
+
+static gint64
+health_checks (Host *h, const char *name)
+{
+  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+
+  json_object_set_string_member (args, "vm", name);
+  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (ret), "qmp-misses"), ==, 0);
+  return json_object_get_int_member (json_node_get_object (ret), "health-checks");
+}
+
+static ControlClient *
+subscribe (Host *h)
+{
+  g_autoptr(GError) error = NULL;
+  ControlClient *c = control_client_connect (h->socket, &error);
+  g_autoptr(JsonNode) ret = NULL;
+
+  g_assert_no_error (error);
+  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return c;
+}
+
+/* Reads event lines until QMP event `name` of vm arrives; returns its data member. */
+static JsonObject *
+expect_qmp_event (ControlClient *c, const char *vm, const char *name)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(JsonObject) line = control_client_read_line (c, 10000, &error);
+      JsonObject *d;
+
+      g_assert_no_error (error);
+      d = json_object_get_object_member (line, "data");
+      if (g_strcmp0 (json_object_get_string_member (line, "event"), "QMP") == 0
+          && g_strcmp0 (json_object_get_string_member (d, "vm"), vm) == 0
+          && g_strcmp0 (json_object_get_string_member (d, "event"), name) == 0)
+        return json_object_ref (d);
+    }
+}
+
+static void
+test_two_consoles_share_events (void)
+{
+  Host *h = host_start ("ioc", bios_vm, NULL);
+  g_autoptr(ControlClient) a = NULL, b = NULL;
+  g_autoptr(JsonObject) ea = NULL, eb = NULL;
+  gint64 before;
+  TestRun r;
+
+  start_vm (h, "ioc");
+  a = subscribe (h);
+  b = subscribe (h);
+  before = health_checks (h, "ioc");
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "stop", NULL);
+  g_assert_cmpstr (r.out, ==, "{}\n");
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  ea = expect_qmp_event (a, "ioc", "STOP");
+  eb = expect_qmp_event (b, "ioc", "STOP");
+  /* QEMU's own timestamp travels with the event. */
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (ea, "timestamp"), "seconds"),
+                   ==, json_object_get_int_member (json_object_get_object_member (eb, "timestamp"), "seconds"));
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (ea, "timestamp"), "seconds"),
+                   >, 1700000000);
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "cont", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  g_clear_pointer (&ea, json_object_unref);
+  ea = expect_qmp_event (a, "ioc", "RESUME");
+  /* The daemon's own health checks went on through all of it (every 100 ms). */
+  test_wait_until (health_checks (h, "ioc") >= before + 3, 10000, "three more health checks");
+}
+
+static void
+test_qmp_command_line (void)
+{
+  Host *h = host_start ("ioc", bios_vm, NULL);
+  g_autofree char *log_path = g_build_filename (h->dir, "log", "ioc.log", NULL);
+  g_autofree char *log = NULL;
+  TestRun r;
+
+  start_vm (h, "ioc");
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "query-status", NULL);
+  g_assert_nonnull (strstr (r.out, "\"status\" : \"running\""));
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "no-such-command", NULL);
+  g_assert_cmpstr (r.err, ==, "error from QEMU: CommandNotFound: The command no-such-command has not been found\n");
+  g_assert_cmpint (r.status, ==, 1);
+  test_run_clear (&r);
+
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "device_add", "driver", NULL);
+  g_assert_cmpstr (r.err, ==, "malformed argument 'driver' (write key=value; nothing was sent)\n");
+  g_assert_cmpint (r.status, ==, 1);
+  test_run_clear (&r);
+
+  r = test_run_vmherd (h->config, NULL, "qmp", "nope", "query-status", NULL);
+  g_assert_true (g_str_has_prefix (r.err, "no VM named 'nope' in "));
+  g_assert_true (g_str_has_suffix (r.err, " (known: ioc)\n"));
+  g_assert_cmpint (r.status, ==, 1);
+  test_run_clear (&r);
+
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "--read-only", "quit", NULL);
+  g_assert_cmpstr (r.err, ==, "'quit' is refused on a read-only console (only query-* commands)\n");
+  g_assert_cmpint (r.status, ==, 1);
+  test_run_clear (&r);
+
+  /* JSON and qmp-shell lines on standard input run in order. */
+  r = test_run_vmherd (h->config, "query-name\n# a comment\n{\"execute\":\"query-uuid\"}\nhmp info status\n",
+                       "qmp", "ioc", NULL);
+  g_assert_nonnull (strstr (r.out, "\"name\" : \"ioc\""));
+  g_assert_nonnull (strstr (r.out, "\"UUID\" : \""));
+  g_assert_true (g_str_has_suffix (r.out, "VM status: running\r\n"));
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+
+  /* Every command reached the guest's log with the uid that sent it; the malformed one
+   * never left the console. */
+  log = test_read_file (log_path);
+  g_assert_nonnull (strstr (log, "console (uid 0): {\"execute\":\"no-such-command\"}"));
+  g_assert_nonnull (strstr (log, "console (uid 0): {\"execute\":\"query-uuid\"}"));
+  g_assert_null (strstr (log, "device_add"));
+  g_assert_null (strstr (log, "\"quit\""));
+}
+
+static void
+test_direct_when_daemon_is_gone (void)
+{
+  Host *h = host_start ("ioc", bios_vm, NULL);
+  g_autofree char *pid_text = NULL;
+  g_autofree char *expected = NULL;
+  TestRun r;
+
+  start_vm (h, "ioc");
+  pid_text = test_read_file (h->pidfile);
+  g_assert_cmpint (kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL), ==, 0);
+  /* The control socket refuses connections once its process is gone. */
+  r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "query-status", NULL);
+  expected = g_strdup_printf ("cannot reach vmherdd at %s: Connection refused (is vmherdd running?); "
+                              "connecting straight to %s/run/vm/ioc/qmp.sock\n", h->socket, h->dir);
+  g_assert_cmpstr (r.err, ==, expected);
+  g_assert_nonnull (strstr (r.out, "\"status\" : \"running\""));
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+}
+
+/* Reads from fd until text shows up (or fails after timeout_ms); returns all read. */
+static char *
+read_until (int fd, const char *text, int timeout_ms)
+{
+  GString *got = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (strstr (got->str, text) == NULL)
+    {
+      struct pollfd p = { fd, POLLIN, 0 };
+      char buf[4096];
+      ssize_t n;
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+
+      if (left <= 0 || poll (&p, 1, left) <= 0)
+        g_error ("no '%s' on the serial console within %d ms; got: %s", text, timeout_ms, got->str);
+      n = read (fd, buf, sizeof buf);
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (got, buf, n);
+    }
+  return g_string_free (got, FALSE);
+}
+
+static void
+test_serial_console (void)
+{
+  g_autofree char *kernel = NULL, *initrd = NULL, *vm = NULL, *seen = NULL, *answer = NULL;
+  g_autoptr(ControlClient) c = NULL, other = NULL;
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *busy_class = NULL;
+  Host *h;
+  TestRun r;
+  int fd;
+
+  if (!test_require_guest (&kernel, &initrd))
+    return;
+  vm = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
+                        "append = console=ttyS0 quiet vmherd.heartbeat=300\n[health]\npanic = none\n",
+                        kernel, initrd);
+  h = host_start ("k", vm, NULL);
+  start_vm (h, "k");
+  c = control_client_connect (h->socket, &error);
+  g_assert_no_error (error);
+  json_object_set_string_member (args, "vm", "k");
+  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  fd = control_client_get_fd (c);
+  g_assert_cmpint (write (fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
+  /* The guest's heartbeat arrives through the daemon once the guest is up. */
+  seen = read_until (fd, "vmherd-heartbeat 2", 90000);
+
+  /* One client at a time: a second attach is refused, naming who holds it. */
+  other = control_client_connect (h->socket, &error);
+  g_assert_no_error (error);
+  g_assert_null (control_client_call (other, "console", args, 5000, NULL, NULL, &busy_class, &error));
+  g_assert_error (error, CONTROL_ERROR, CONTROL_ERROR_REFUSED);
+  g_assert_cmpstr (busy_class, ==, "Busy");
+  g_assert_cmpstr (error->message, ==, "the console of vm 'k' is in use by uid 0 (QEMU's serial port takes one client)");
+
+  /* Typing reaches the guest's shell (the quotes keep our echoed input from matching). */
+  g_assert_cmpint (write (fd, "echo mark''er-$((6*7))\n", 23), ==, 23);
+  answer = read_until (fd, "marker-42", 10000);
+  g_clear_pointer (&c, control_client_free);
+
+  /* The CLI does the same for a script: it types, shows the answer, and detaches. */
+  r = test_run_vmherd (h->config, "echo mark''er-$((6*8))\n", "console", "k", NULL);
+  g_assert_nonnull (strstr (r.out, "marker-48"));
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (test_require_qemu () == NULL)
+    return g_test_run ();
+  g_test_add_func ("/console/two-consoles-share-events", test_two_consoles_share_events);
+  g_test_add_func ("/console/qmp-command-line", test_qmp_command_line);
+  g_test_add_func ("/console/direct-when-daemon-is-gone", test_direct_when_daemon_is_gone);
+  g_test_add_func ("/console/serial", test_serial_console);
+  return g_test_run ();
+}
