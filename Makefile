@@ -11,6 +11,7 @@ SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
 DESTDIR    ?=
 
 CC         ?= cc
@@ -106,6 +107,12 @@ guest:
 bench: $(BINS)
 	bench/run-all
 
+# The init files name /usr/sbin/vmherdd and /usr/bin/vmherd; installed, they name where the
+# binaries went.  SysV scripts and systemd units are installed; the OpenRC scripts
+# (init/vmherdd.openrc, init/vmherd-guests.openrc) are not: copy them to /etc/init.d/vmherdd
+# and /etc/init.d/vmherd-guests on an OpenRC host.
+INIT_SED := sed -e 's|/usr/sbin/vmherdd|$(SBINDIR)/vmherdd|g' -e 's|/usr/bin/vmherd|$(BINDIR)/vmherd|g'
+
 install: $(BINS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/vmherd/vms.d
@@ -116,6 +123,13 @@ install: $(BINS)
 	install -m 644 docs/vmherdd.8 $(DESTDIR)$(MANDIR)/man8/
 	test -e $(DESTDIR)$(SYSCONFDIR)/vmherd/vmherd.conf || \
 	  install -m 644 docs/vmherd.conf.example $(DESTDIR)$(SYSCONFDIR)/vmherd/vmherd.conf
+	install -d $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(INIT_SED) init/vmherdd >$(DESTDIR)$(SYSCONFDIR)/init.d/vmherdd
+	$(INIT_SED) init/vmherd-guests >$(DESTDIR)$(SYSCONFDIR)/init.d/vmherd-guests
+	chmod 755 $(DESTDIR)$(SYSCONFDIR)/init.d/vmherdd $(DESTDIR)$(SYSCONFDIR)/init.d/vmherd-guests
+	$(INIT_SED) init/vmherdd.service >$(DESTDIR)$(SYSTEMDUNITDIR)/vmherdd.service
+	$(INIT_SED) init/vmherd-guests.service >$(DESTDIR)$(SYSTEMDUNITDIR)/vmherd-guests.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/vmherdd.service $(DESTDIR)$(SYSTEMDUNITDIR)/vmherd-guests.service
 
 clean:
 	rm -rf build build-san

@@ -39,7 +39,7 @@ write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoint
  * when the child listens on the control socket, or prints why it could not, so
  * `vmherdd && vmherd list` works. */
 static int
-daemonize (const char *pidfile, int *out_ready_fd)
+daemonize (int *out_ready_fd)
 {
   int pipefd[2];
   pid_t pid;
@@ -79,11 +79,6 @@ daemonize (const char *pidfile, int *out_ready_fd)
   dup2 (null, STDERR_FILENO);
   if (null > STDERR_FILENO)
     close (null);
-  if (pidfile != NULL)
-    {
-      g_autofree char *text = g_strdup_printf ("%d\n", (int) getpid ());
-      g_file_set_contents (pidfile, text, -1, NULL);
-    }
   *out_ready_fd = pipefd[1];
   return 0;
 }
@@ -93,6 +88,7 @@ main (int argc, char **argv)
 {
   gboolean foreground = FALSE, check = FALSE, version = FALSE;
   g_autofree char *config = NULL, *pidfile = NULL, *logfile = NULL;
+  g_autofree char *config_abs = NULL, *pidfile_abs = NULL;
   GOptionEntry entries[] = {
     { "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground, "Stay in the foreground, log to stderr", NULL },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Host config (default " VMHERD_SYSCONFDIR "/vmherd/vmherd.conf)", "FILE" },
@@ -122,12 +118,23 @@ main (int argc, char **argv)
   if (check)
     return vm_check_report (config, FALSE);
   log_stream = stderr;
-  options.config_path = config;
+  /* Relative paths are the operator's, from here: a daemon runs in /. */
+  config_abs = config ? g_canonicalize_filename (config, NULL) : NULL;
+  pidfile_abs = foreground && pidfile == NULL ? NULL
+                : g_canonicalize_filename (pidfile ? pidfile : "/run/vmherdd.pid", NULL);
+  options.config_path = config_abs;
+  options.pidfile = pidfile_abs;
   options.foreground = foreground;
+  if (logfile != NULL)
+    {
+      char *absolute = g_canonicalize_filename (logfile, NULL);
+      g_free (logfile);
+      logfile = absolute;
+    }
   if (!foreground)
     {
       const char *path = logfile ? logfile : "/var/log/vmherd/vmherdd.log";
-      if (daemonize (pidfile ? pidfile : "/run/vmherdd.pid", &options.ready_fd) < 0)
+      if (daemonize (&options.ready_fd) < 0)
         {
           g_printerr ("vmherdd: cannot become a daemon: %s\n", g_strerror (errno));
           return 1;
@@ -148,7 +155,5 @@ main (int argc, char **argv)
       return 1;
     }
   status = daemon_run (daemon);
-  if (!foreground)
-    g_unlink (pidfile ? pidfile : "/run/vmherdd.pid");
   return status;
 }

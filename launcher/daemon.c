@@ -312,6 +312,32 @@ adopt_and_queue (Daemon *daemon, GPtrArray *vms, gboolean boot)
     }
 }
 
+/* A failure before the control socket listened: tell the parent waiting on the pipe. */
+static void
+daemon_report_failure (Daemon *daemon, const char *message)
+{
+  if (daemon->options.ready_fd < 0)
+    {
+      g_printerr ("vmherdd: %s\n", message);
+      return;
+    }
+  if (write (daemon->options.ready_fd, message, strlen (message)) < 0)
+    g_debug ("ready pipe: %s", g_strerror (errno));
+  close (daemon->options.ready_fd);
+  daemon->options.ready_fd = -1;
+}
+
+static void
+remove_pidfile_if_ours (Daemon *daemon)
+{
+  g_autofree char *text = NULL;
+
+  if (daemon->options.pidfile != NULL
+      && g_file_get_contents (daemon->options.pidfile, &text, NULL, NULL)
+      && g_ascii_strtoll (text, NULL, 10) == getpid ())
+    g_unlink (daemon->options.pidfile);
+}
+
 int
 daemon_run (Daemon *daemon)
 {
@@ -323,10 +349,20 @@ daemon_run (Daemon *daemon)
                                         daemon_handle_request, daemon, &error);
   if (daemon->control == NULL)
     {
-      g_printerr ("vmherdd: %s\n", error->message);
+      g_message ("cannot start: %s", error->message);
+      daemon_report_failure (daemon, error->message);
       return 1;
     }
   control_server_set_read_only_commands (daemon->control, daemon_read_only_commands);
+  /* Only a daemon that holds the control socket writes the pid file: a second vmherdd,
+   * refused above, never touches the first one's. */
+  if (daemon->options.pidfile != NULL)
+    {
+      g_autofree char *pid = g_strdup_printf ("%d\n", (int) getpid ());
+      if (!g_file_set_contents (daemon->options.pidfile, pid, -1, &error))
+        g_message ("cannot write %s: %s, ignoring", daemon->options.pidfile, error->message);
+      g_clear_error (&error);
+    }
   if (daemon->options.ready_fd >= 0)
     {
       if (write (daemon->options.ready_fd, "1", 1) < 0)
@@ -345,5 +381,6 @@ daemon_run (Daemon *daemon)
   daemon_watch_vm_dir (daemon);
   autostart_pump (daemon);
   g_main_loop_run (daemon->loop);
+  remove_pidfile_if_ours (daemon);
   return 0;
 }

@@ -10,6 +10,7 @@ typedef struct
   const char *config_path;      /* NULL: the default host config */
   gboolean foreground;
   int ready_fd;                 /* written to (then closed) once the control socket listens; -1 */
+  const char *pidfile;          /* written once listening, removed at exit if still ours; NULL */
 } DaemonOptions;
 
 /* Reads the host config and probes QEMU; fails with a message for the operator. */

@@ -67,7 +67,7 @@ vm_qemu_spawn (Vm *vm, GError **error)
       vm_log (vm, "escape hatch: [qemu] extra-args = %s", joined);
     }
   cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
-  /* QEMU's stderr of this run starts here in the VM's log (see vm_qemu_stderr_tail). */
+  /* QEMU's stderr of this run starts here in the VM's log (`status` shows it on failure). */
   vm->log_offset = g_stat (log_path, &st) == 0 ? (gint64) st.st_size : 0;
   vm->inst = qemu_spawn (vm->config, vm->host, cmdline, NULL, error);
   if (vm->inst == NULL)
@@ -129,6 +129,16 @@ on_cont_or_status (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer
     return;
   if (reply == NULL)
     return start_failed (vm, "QMP cont failed", error);
+  /* Adopted before our predecessor's `cont` went out (it died mid-start): finish it. */
+  if (vm->adopting && JSON_NODE_HOLDS_OBJECT (reply)
+      && g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (reply), "status", ""),
+                    "prelaunch") == 0)
+    {
+      vm->adopting = FALSE;
+      qmp_client_execute_async (vm->qmp, "cont", NULL, NULL, 0, VM_QMP_COMMAND_TIMEOUT_MS,
+                                vm->cancel, on_cont_or_status, vm);
+      return;
+    }
   vm_handle_event (vm, VM_EVENT_QMP_READY);
   /* An adopted guest may have been paused on purpose: the state follows QEMU's. */
   if (JSON_NODE_HOLDS_OBJECT (reply)
