@@ -23,9 +23,8 @@ ctl_cmd_check (CtlContext *ctx, int argc, char **argv)
   return vm_check_report (ctx->config_path, quiet);
 }
 
-/* Loads vm-dir/NAME.conf; on failure prints why and returns NULL. */
-static VmConfig *
-load_named_vm (const HostConfig *host, const char *name)
+VmConfig *
+ctl_load_vm (const HostConfig *host, const char *name)
 {
   g_autofree char *problem = NULL;
   g_autofree char *file = g_strdup_printf ("%s.conf", name);
@@ -76,7 +75,7 @@ ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv)
       config_errors_print (errors, stderr);
       return CTL_EXIT_FAILED;
     }
-  vm = load_named_vm (host, argv[1]);
+  vm = ctl_load_vm (host, argv[1]);
   if (vm == NULL)
     return CTL_EXIT_FAILED;
   probe = vm_check_probe (host, vm->machine == NULL);

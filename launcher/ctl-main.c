@@ -10,6 +10,7 @@ static int cmd_version (CtlContext *ctx, int argc, char **argv);
 static const CtlCommand commands[] = {
   { "check", ctl_cmd_check, "[-q]", "check the host config and every VM file; exit 0 or 1" },
   { "show-cmdline", ctl_cmd_show_cmdline, "NAME", "print the exact QEMU command line of a VM" },
+  { "image", ctl_cmd_image, "SUBCOMMAND ...", "disk images: info NAME, create, clone, flatten NAME" },
   { "list", ctl_cmd_list, "[--json]", "every guest: state, pid, uptime, memory, restarts, health" },
   { "status", ctl_cmd_status, "NAME [--json]", "everything known of one guest" },
   { "start", ctl_cmd_start, "NAME", "start a guest; returns once it runs" },

@@ -3,6 +3,9 @@
 
 #include <glib.h>
 
+#include "launcher/host-config.h"
+#include "launcher/vm-config.h"
+
 enum { CTL_EXIT_OK = 0, CTL_EXIT_FAILED = 1, CTL_EXIT_USAGE = 2, CTL_EXIT_UNREACHABLE = 3 };
 
 typedef struct
@@ -46,3 +49,10 @@ int ctl_cmd_qmp (CtlContext *ctx, int argc, char **argv);
 /* ctl-console.c: the serial console and the logs. */
 int ctl_cmd_console (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_logs (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-check.c: loads vm-dir/NAME.conf of host; on failure prints why (an invalid name, no
+ * such VM with the known ones, file:line problems) to stderr and returns NULL. */
+VmConfig *ctl_load_vm (const HostConfig *host, const char *name);
+
+/* ctl-image.c: `vmherd image info|create|clone|flatten`, offline (qemu-img, no daemon). */
+int ctl_cmd_image (CtlContext *ctx, int argc, char **argv);
