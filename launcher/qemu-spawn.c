@@ -265,3 +265,15 @@ qemu_spawn (const VmConfig *vm, const HostConfig *host, const QemuCmdline *cmdli
     return NULL;
   return g_steal_pointer (&inst);
 }
+
+gboolean
+qemu_spawn_owner (const HostConfig *host, uid_t *out_uid, gid_t *out_gid, GError **error)
+{
+  Identity id;
+
+  if (!identity_for (host, &id, error))
+    return FALSE;
+  *out_uid = id.drop ? id.uid : (uid_t) -1;
+  *out_gid = id.drop ? id.gid : (gid_t) -1;
+  return TRUE;
+}

@@ -38,3 +38,7 @@ QemuInstance *qemu_spawn (const VmConfig *vm, const HostConfig *host, const Qemu
 
 /* Appends a timestamped lifecycle line to the VM's log. */
 void qemu_log_line (const char *log_path, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+/* The uid and gid QEMU runs as, for files QEMU must own (overlays); (uid_t) -1 and
+ * (gid_t) -1 when we are not root and files keep our own owner. */
+gboolean qemu_spawn_owner (const HostConfig *host, uid_t *out_uid, gid_t *out_gid, GError **error);

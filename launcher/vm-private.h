@@ -75,6 +75,11 @@ struct _Vm
 
 void vm_set_state (Vm *vm, VmState state, const char *format, ...) G_GNUC_PRINTF (3, 4);
 
+/* vm-disks.c: called with NULL, or an error (owned) that says which disk and why. */
+typedef void (*VmDisksDone) (Vm *vm, GError *error);
+gboolean vm_disks_need_preparing (Vm *vm);
+void vm_disks_prepare_async (Vm *vm, VmDisksDone done);
+
 /* vm-qemu.c */
 gboolean vm_qemu_spawn (Vm *vm, GError **error);
 void vm_qemu_connect (Vm *vm);

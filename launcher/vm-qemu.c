@@ -73,7 +73,8 @@ vm_qemu_spawn (Vm *vm, GError **error)
   if (vm->inst == NULL)
     return FALSE;
   vm->pid = vm->inst->pid;
-  vm->cancel = g_cancellable_new ();
+  if (vm->cancel == NULL)
+    vm->cancel = g_cancellable_new ();
   g_subprocess_wait_async (vm->inst->process, vm->cancel, on_process_exited, vm);
   return TRUE;
 }

@@ -215,6 +215,23 @@ vm_fail (Vm *vm, const char *reason)
 }
 
 static void
+on_disks_ready (Vm *vm, GError *error)
+{
+  g_autoptr(GError) owned = error;
+  g_autoptr(GError) spawn_error = NULL;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;                     /* stopped (or freed) while qemu-img ran */
+  if (error != NULL || !vm_qemu_spawn (vm, &spawn_error))
+    {
+      vm_qemu_release (vm);
+      vm_fail (vm, error ? error->message : spawn_error->message);
+      return;
+    }
+  vm_qemu_connect (vm);
+}
+
+static void
 do_start (Vm *vm)
 {
   g_autoptr(GError) error = NULL;
@@ -232,13 +249,11 @@ do_start (Vm *vm)
   vm->admin_stop = FALSE;
   vm->stop_step = VM_STOP_STEP_NONE;
   vm_set_state (vm, VM_STATE_STARTING, "starting QEMU");
-  if (!vm_qemu_spawn (vm, &error))
-    {
-      vm_qemu_release (vm);
-      vm_fail (vm, error->message);
-      return;
-    }
-  vm_qemu_connect (vm);
+  vm->cancel = g_cancellable_new ();
+  if (vm_disks_need_preparing (vm))
+    vm_disks_prepare_async (vm, on_disks_ready);
+  else
+    on_disks_ready (vm, NULL);
 }
 
 static gboolean
@@ -413,6 +428,11 @@ vm_handle_event (Vm *vm, VmEvent event)
           g_clear_handle_id (&vm->backoff_timer, g_source_remove);
           vm_set_state (vm, VM_STATE_STOPPED, vm->removed ? "its file is gone: stopped"
                                                           : "stopped by operator");
+        }
+      else if (s == VM_STATE_STARTING && vm->pid == 0)
+        {
+          vm_qemu_release (vm);   /* cancels qemu-img */
+          vm_set_state (vm, VM_STATE_STOPPED, "stopped by operator before QEMU started");
         }
       else if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || s == VM_STATE_STARTING)
         begin_stop (vm, s == VM_STATE_STARTING || vm->stop_force ? VM_STOP_STEP_QUIT
