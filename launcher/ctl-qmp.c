@@ -383,10 +383,11 @@ run_interactive (Console *c)
   load_completions (c);
   printf ("QMP console for vm '%s'%s; Tab completes, `hmp TEXT` runs a monitor command, "
           "Ctrl-D leaves.\n", c->vm, c->read_only ? " (read-only: query-* only)" : "");
+  /* Before anything initialises libedit, which copies these at that moment. */
+  rl_getc_function = console_getc;
+  rl_attempted_completion_function = complete;
   using_history ();
   read_history (history);
-  rl_attempted_completion_function = complete;
-  rl_getc_function = console_getc;
   while ((line = readline (prompt)) != NULL)
     {
       g_strstrip (line);

@@ -3,6 +3,9 @@
  * QEMU's or local as they should be; the direct fallback when vmherdd is gone. */
 #include <glib/gstdio.h>
 #include <poll.h>
+#include <pty.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -239,7 +242,16 @@ test_direct_when_daemon_is_gone (void)
 
   start_vm (h, "ioc");
   pid_text = test_read_file (h->pidfile);
-  g_assert_cmpint (kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL), ==, 0);
+  {
+    pid_t pid = (pid_t) g_ascii_strtoll (pid_text, NULL, 10);
+    int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+    struct pollfd p = { pidfd, POLLIN, 0 };
+
+    g_assert_cmpint (pidfd, >=, 0);
+    g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
+    g_assert_cmpint (poll (&p, 1, 10000), ==, 1);   /* gone, with its listening socket */
+    close (pidfd);
+  }
   /* The control socket refuses connections once its process is gone. */
   r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "query-status", NULL);
   expected = g_strdup_printf ("cannot reach vmherdd at %s: Connection refused (is vmherdd running?); "
@@ -323,6 +335,55 @@ test_serial_console (void)
   test_run_clear (&r);
 }
 
+/* The interactive console on a real terminal (a pty): completion from the guest's QEMU,
+ * a reply, an event arriving while idle, history kept across sessions. */
+static void
+test_interactive (void)
+{
+  Host *h = host_start ("ioc", bios_vm, NULL);
+  g_autofree char *bin = test_build_path ("vmherd");
+  g_autofree char *home = test_tmpdir ();
+  g_autofree char *history_path = g_build_filename (home, ".vmherd_qmp_history", NULL);
+  g_autofree char *seen = NULL, *history = NULL;
+  int master, status;
+  pid_t pid;
+  TestRun r;
+
+  start_vm (h, "ioc");
+  pid = forkpty (&master, NULL, NULL, NULL);
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      g_setenv ("HOME", home, TRUE);
+      g_setenv ("TERM", "xterm", TRUE);
+      g_setenv ("NO_COLOR", "1", TRUE);
+      execl (bin, bin, "--config", h->config, "qmp", "ioc", (char *) NULL);
+      _exit (127);
+    }
+  g_free (read_until (master, "(qmp ioc) ", 10000));
+  /* Tab completes the command name from query-commands ("query-na" alone is no command,
+   * so the reply proves the completion) ... */
+  g_assert_cmpint (write (master, "query-na\t\r", 10), ==, 10);
+  g_free (read_until (master, "\"name\" : \"ioc\"", 10000));
+  /* ... and argument names from query-qmp-schema: the value reaches QEMU. */
+  g_assert_cmpint (write (master, "migrate-set-parameters downtime-l\t77\r", 37), ==, 37);
+  g_free (read_until (master, "(qmp ioc) ", 10000));
+  g_assert_cmpint (write (master, "query-migrate-parameters\r", 25), ==, 25);
+  g_free (read_until (master, "\"downtime-limit\" : 77", 10000));
+  /* An event that happens while the operator types is shown at once. */
+  r = test_run_vmherd (h->config, NULL, "pause", "ioc", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  seen = read_until (master, "event STOP", 10000);
+  g_assert_cmpint (write (master, "\x04", 1), ==, 1);   /* Ctrl-D leaves */
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  close (master);
+  history = test_read_file (history_path);
+  g_assert_nonnull (strstr (history, "query-name"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -333,5 +394,6 @@ main (int argc, char **argv)
   g_test_add_func ("/console/qmp-command-line", test_qmp_command_line);
   g_test_add_func ("/console/direct-when-daemon-is-gone", test_direct_when_daemon_is_gone);
   g_test_add_func ("/console/serial", test_serial_console);
+  g_test_add_func ("/console/interactive", test_interactive);
   return g_test_run ();
 }
