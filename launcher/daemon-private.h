@@ -30,6 +30,7 @@ struct _Daemon
   gboolean ready_notified;
 
   GPtrArray *waiters;           /* DaemonWaiter: requests answered on a state change */
+  NetLink *netlink;             /* NULL when not root: guests with NICs cannot start */
   GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
   gboolean notifying, notify_again;
 };
@@ -57,6 +58,11 @@ void daemon_handle_request (ControlRequest *request, const char *command, JsonOb
 extern const char *const daemon_read_only_commands[];
 /* Answers request with NotFound naming the known VMs (or InvalidArgument without a name). */
 void daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *name);
+
+/* daemon-net.c: bridges created or adopted; taps re-attached on rescan. */
+void daemon_net_open (Daemon *daemon);
+void daemon_net_refresh (Daemon *daemon);
+void daemon_net_close (Daemon *daemon);
 
 /* daemon-console.c: `console`, the serial console spliced through the daemon. */
 void daemon_cmd_console (Daemon *daemon, ControlRequest *request, JsonObject *args);

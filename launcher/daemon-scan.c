@@ -118,6 +118,7 @@ scan_file (Daemon *daemon, const char *file, GPtrArray *defined, GHashTable *see
       g_autofree char *reason = g_strdup_printf ("defined from %s", path);
 
       vm = vm_new (config, daemon->host, &daemon->probe->caps, &daemon_vm_observer, daemon);
+      vm_set_netlink (vm, daemon->netlink);
       g_hash_table_insert (daemon->vms, g_strdup (name), vm);
       g_message ("vm '%s': %s", name, reason);
       daemon_broadcast_config (daemon, name, "defined", reason, NULL);
@@ -190,6 +191,7 @@ daemon_rescan (Daemon *daemon)
 {
   GPtrArray *defined = daemon_scan (daemon);
 
+  daemon_net_refresh (daemon);
   for (guint i = 0; i < defined->len; i++)
     if (vm_get_config (defined->pdata[i])->autostart)
       {

@@ -255,6 +255,7 @@ daemon_free (Daemon *daemon)
   daemon_consoles_free (daemon);
   /* Freeing a Vm leaves its QEMU running. */
   g_clear_pointer (&daemon->vms, g_hash_table_unref);
+  daemon_net_close (daemon);
   g_clear_pointer (&daemon->file_sums, g_hash_table_unref);
   host_config_free (daemon->host);
   qemu_probe_free (daemon->probe);
@@ -376,6 +377,7 @@ daemon_run (Daemon *daemon)
   g_message ("vmherdd %s: %s, QEMU %s (default machine %s), VMs in %s", VMHERD_VERSION,
              daemon->host->path ? daemon->host->path : "built-in defaults", daemon->host->qemu,
              daemon->probe->default_machine, daemon->host->vm_dir);
+  daemon_net_open (daemon);
   defined = daemon_scan (daemon);
   adopt_and_queue (daemon, defined, first_run_since_boot (daemon));
   daemon_watch_vm_dir (daemon);

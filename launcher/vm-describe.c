@@ -122,6 +122,7 @@ describe_full (Vm *vm, JsonObject *o)
       json_object_set_string_member (o, "qemu-stderr", tail);
     }
   json_object_set_array_member (o, "history", history_array (vm));
+  json_object_set_array_member (o, "nics", vm_net_describe (vm));
   if (vm->inst != NULL)
     {
       json_object_set_string_member (o, "qmp-socket", vm->inst->qmp_path);

@@ -6,6 +6,7 @@
 
 #include "launcher/qemu-spawn.h"
 #include "launcher/vm.h"
+#include "net/net.h"
 
 #define VM_HISTORY_MAX 32
 #define VM_BACKOFF_MIN_MS 1000
@@ -31,6 +32,7 @@ struct _Vm
   char *config_error;           /* the file's last rejection, or NULL */
   const HostConfig *host;
   const QemuHostCaps *caps;
+  NetLink *netlink;             /* the daemon's, or NULL without CAP_NET_ADMIN */
   const VmObserver *observer;
   gpointer observer_data;
 
@@ -79,6 +81,14 @@ void vm_set_state (Vm *vm, VmState state, const char *format, ...) G_GNUC_PRINTF
 typedef void (*VmDisksDone) (Vm *vm, GError *error);
 gboolean vm_disks_need_preparing (Vm *vm);
 void vm_disks_prepare_async (Vm *vm, VmDisksDone done);
+
+/* vm-net.c: the taps of every NIC, fds in the argv plan's order (owned; close them once
+ * QEMU has its copies), or NULL with an error naming the NIC. */
+GArray *vm_net_open (Vm *vm, GError **error);
+void vm_net_close_fds (GArray *fds);
+JsonArray *vm_net_describe (Vm *vm);
+/* Asks QEMU to announce the guest's MACs (after a start, a migration, a failover). */
+void vm_net_announce (Vm *vm);
 
 /* vm-qemu.c */
 gboolean vm_qemu_spawn (Vm *vm, GError **error);

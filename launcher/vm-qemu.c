@@ -53,14 +53,10 @@ vm_qemu_spawn (Vm *vm, GError **error)
   g_autofree char *log_file = g_strdup_printf ("%s.log", vm->config->name);
   g_autofree char *log_path = g_build_filename (vm->host->log_dir, log_file, NULL);
   GStatBuf st;
+  g_autoptr(GArray) nic_fds = vm_net_open (vm, error);
 
-  if (vm->config->nics->len > 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   "vm '%s' has [net] sections, and this vmherdd cannot create taps yet",
-                   vm->config->name);
-      return FALSE;
-    }
+  if (nic_fds == NULL)
+    return FALSE;
   if (vm->config->extra_args != NULL)
     {
       g_autofree char *joined = g_strjoinv (" ", vm->config->extra_args);
@@ -69,7 +65,9 @@ vm_qemu_spawn (Vm *vm, GError **error)
   cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
   /* QEMU's stderr of this run starts here in the VM's log (`status` shows it on failure). */
   vm->log_offset = g_stat (log_path, &st) == 0 ? (gint64) st.st_size : 0;
-  vm->inst = qemu_spawn (vm->config, vm->host, cmdline, NULL, error);
+  vm->inst = qemu_spawn (vm->config, vm->host, cmdline, (const int *) nic_fds->data, error);
+  /* QEMU holds its own copies: with ours closed, a tap lives exactly as long as QEMU. */
+  vm_net_close_fds (nic_fds);
   if (vm->inst == NULL)
     return FALSE;
   vm->pid = vm->inst->pid;

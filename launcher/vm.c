@@ -389,6 +389,8 @@ vm_handle_event (Vm *vm, VmEvent event)
           vm_set_state (vm, VM_STATE_RUNNING, vm->adopting ? "re-adopted a running QEMU (pid %d)"
                                                            : "QMP ready, guest running (pid %d)",
                         (int) vm->pid);
+          if (!vm->adopting)
+            vm_net_announce (vm);
           vm->adopting = FALSE;
           vm_health_start (vm);
         }

@@ -100,6 +100,12 @@ VmState vm_get_state (Vm *vm);
 const VmConfig *vm_get_config (Vm *vm);
 QmpClient *vm_get_qmp (Vm *vm);   /* NULL unless connected */
 
+/* The daemon's netlink handle (borrowed), for the VM's taps; NULL: NICs cannot start. */
+typedef struct _NetLink NetLink;   /* net/netlink.h */
+void vm_set_netlink (Vm *vm, NetLink *netlink);
+/* Puts the running VM's taps back on their bridges (after a bridge was recreated). */
+void vm_net_reattach (Vm *vm);
+
 /* A line in the VM's log (log-dir/NAME.log) and the daemon's log: "vm 'NAME': ...". */
 void vm_log (Vm *vm, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
