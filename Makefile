@@ -41,7 +41,7 @@ QMP_SRC      := $(wildcard qmp/*.c)
 NET_SRC      := $(wildcard net/*.c)
 IMAGES_SRC   := $(wildcard images/*.c)
 LAUNCHER_SRC := $(filter-out %-main.c,$(wildcard launcher/*.c))
-TESTUTIL_SRC := tests/test-util.c
+TESTUTIL_SRC := tests/test-util.c tests/harness.c
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 LIB_QMP      := $(B)/libvmherd-qmp.a

@@ -11,93 +11,11 @@
 #include <unistd.h>
 
 #include "launcher/control-proto.h"
+#include "tests/harness.h"
 #include "tests/test-util.h"
-
-typedef struct
-{
-  char *dir, *config, *socket, *pidfile;
-} Host;
-
-static void
-host_stop (gpointer data)
-{
-  Host *h = data;
-  g_autofree char *pid_text = NULL;
-  g_autoptr(GDir) d = NULL;
-  g_autofree char *vmdir = g_build_filename (h->dir, "run", "vm", NULL);
-  const char *name;
-
-  if (g_file_get_contents (h->pidfile, &pid_text, NULL, NULL))
-    kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL);
-  /* Guests outlive the daemon: end them by their pid files. */
-  d = g_dir_open (vmdir, 0, NULL);
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *pidfile = g_build_filename (vmdir, name, "pid", NULL);
-      g_autofree char *text = NULL;
-      if (g_file_get_contents (pidfile, &text, NULL, NULL))
-        kill ((pid_t) g_ascii_strtoll (text, NULL, 10), SIGKILL);
-    }
-  g_free (h->dir);
-  g_free (h->config);
-  g_free (h->socket);
-  g_free (h->pidfile);
-  g_free (h);
-}
-
-/* A host with the VM files given as name, text, ..., NULL; vmherdd started and ready. */
-static Host *
-host_start (const char *first_name, ...)
-{
-  Host *h = g_new0 (Host, 1);
-  g_autofree char *vms = NULL, *bin = test_build_path ("vmherdd"), *log = NULL;
-  const char *name;
-  va_list ap;
-  TestRun r;
-
-  h->dir = test_tmpdir ();
-  g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);   /* QEMU runs as nobody */
-  h->config = g_build_filename (h->dir, "vmherd.conf", NULL);
-  h->socket = g_build_filename (h->dir, "run", "control", NULL);
-  h->pidfile = g_build_filename (h->dir, "vmherdd.pid", NULL);
-  log = g_build_filename (h->dir, "vmherdd.log", NULL);
-  vms = g_build_filename (h->dir, "vms.d", NULL);
-  g_mkdir (vms, 0755);
-  test_write_file (h->config, "[daemon]\nvm-dir = vms.d\nrun-dir = run\nstate-dir = state\n"
-                              "log-dir = log\nqemu-user = nobody\n");
-  va_start (ap, first_name);
-  for (name = first_name; name != NULL; name = va_arg (ap, const char *))
-    {
-      g_autofree char *file = g_strdup_printf ("%s/%s.conf", vms, name);
-      test_write_file (file, va_arg (ap, const char *));
-    }
-  va_end (ap);
-  g_test_queue_destroy (host_stop, h);
-  /* Without -f, vmherdd returns once its control socket listens: no waiting here. */
-  {
-    const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
-    r = test_run (argv, NULL);
-  }
-  g_assert_cmpstr (r.err, ==, "");
-  g_assert_cmpint (r.status, ==, 0);
-  test_run_clear (&r);
-  return h;
-}
 
 static const char *const bios_vm =
   "[vm]\nmemory = 64M\n[health]\npanic = none\nqmp-interval = 100ms\n";
-
-static void
-start_vm (Host *h, const char *name)
-{
-  TestRun r = test_run_vmherd (h->config, NULL, "start", name, NULL);
-  g_autofree char *expected = g_strdup_printf ("vm '%s': running\n", name);
-
-  g_assert_cmpstr (r.err, ==, "");
-  g_assert_cmpstr (r.out, ==, expected);
-  g_assert_cmpint (r.status, ==, 0);
-  test_run_clear (&r);
-}
 
 static gint64
 health_checks (Host *h, const char *name)
@@ -236,22 +154,11 @@ static void
 test_direct_when_daemon_is_gone (void)
 {
   Host *h = host_start ("ioc", bios_vm, NULL);
-  g_autofree char *pid_text = NULL;
   g_autofree char *expected = NULL;
   TestRun r;
 
   start_vm (h, "ioc");
-  pid_text = test_read_file (h->pidfile);
-  {
-    pid_t pid = (pid_t) g_ascii_strtoll (pid_text, NULL, 10);
-    int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
-    struct pollfd p = { pidfd, POLLIN, 0 };
-
-    g_assert_cmpint (pidfd, >=, 0);
-    g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
-    g_assert_cmpint (poll (&p, 1, 10000), ==, 1);   /* gone, with its listening socket */
-    close (pidfd);
-  }
+  host_kill_daemon (h);
   /* The control socket refuses connections once its process is gone. */
   r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "query-status", NULL);
   expected = g_strdup_printf ("cannot reach vmherdd at %s: Connection refused (is vmherdd running?); "
@@ -260,29 +167,6 @@ test_direct_when_daemon_is_gone (void)
   g_assert_nonnull (strstr (r.out, "\"status\" : \"running\""));
   g_assert_cmpint (r.status, ==, 0);
   test_run_clear (&r);
-}
-
-/* Reads from fd until text shows up (or fails after timeout_ms); returns all read. */
-static char *
-read_until (int fd, const char *text, int timeout_ms)
-{
-  GString *got = g_string_new (NULL);
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (strstr (got->str, text) == NULL)
-    {
-      struct pollfd p = { fd, POLLIN, 0 };
-      char buf[4096];
-      ssize_t n;
-      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
-
-      if (left <= 0 || poll (&p, 1, left) <= 0)
-        g_error ("no '%s' on the serial console within %d ms; got: %s", text, timeout_ms, got->str);
-      n = read (fd, buf, sizeof buf);
-      g_assert_cmpint (n, >, 0);
-      g_string_append_len (got, buf, n);
-    }
-  return g_string_free (got, FALSE);
 }
 
 static void

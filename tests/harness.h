@@ -1,0 +1,24 @@
+/* harness.h: a real vmherdd for tests: a host folder, VM files, the daemon started and
+ * ready, everything it started killed when the test ends. */
+#pragma once
+
+#include <glib.h>
+
+typedef struct
+{
+  char *dir, *config, *socket, *pidfile;
+} Host;
+
+/* A host with the VM files given as name, text, ..., NULL (extra_host_config appended to
+ * vmherd.conf, nullable); vmherdd started (it returns once its control socket listens). */
+Host *host_start_with (const char *extra_host_config, const char *first_name, ...) G_GNUC_NULL_TERMINATED;
+#define host_start(...) host_start_with (NULL, __VA_ARGS__)
+
+/* `vmherd start NAME`, which returns once the guest runs; fails the test otherwise. */
+void start_vm (Host *h, const char *name);
+
+/* Reads from fd until text shows up (fails the test after timeout_ms); returns all read. */
+char *read_until (int fd, const char *text, int timeout_ms);
+
+/* Kills the daemon (SIGKILL) and waits until it is gone, guests left running. */
+void host_kill_daemon (Host *h);
