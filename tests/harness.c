@@ -42,17 +42,15 @@ Host *
 host_start_with (const char *extra_host_config, const char *first_name, ...)
 {
   Host *h = g_new0 (Host, 1);
-  g_autofree char *vms = NULL, *bin = test_build_path ("vmherdd"), *log = NULL;
+  g_autofree char *vms = NULL;
   const char *name;
   va_list ap;
-  TestRun r;
 
   h->dir = test_tmpdir ();
   g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);   /* QEMU runs as nobody */
   h->config = g_build_filename (h->dir, "vmherd.conf", NULL);
   h->socket = g_build_filename (h->dir, "run", "control", NULL);
   h->pidfile = g_build_filename (h->dir, "vmherdd.pid", NULL);
-  log = g_build_filename (h->dir, "vmherdd.log", NULL);
   vms = g_build_filename (h->dir, "vms.d", NULL);
   g_mkdir (vms, 0755);
   {
@@ -69,14 +67,7 @@ host_start_with (const char *extra_host_config, const char *first_name, ...)
     }
   va_end (ap);
   g_test_queue_destroy (host_stop, h);
-  /* Without -f, vmherdd returns once its control socket listens: no waiting here. */
-  {
-    const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
-    r = test_run (argv, NULL);
-  }
-  g_assert_cmpstr (r.err, ==, "");
-  g_assert_cmpint (r.status, ==, 0);
-  test_run_clear (&r);
+  host_restart_daemon (h);
   return h;
 }
 
@@ -127,4 +118,19 @@ host_kill_daemon (Host *h)
   g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
   g_assert_cmpint (poll (&p, 1, 10000), ==, 1);   /* gone, with its listening socket */
   close (pidfd);
+}
+
+void
+host_restart_daemon (Host *h)
+{
+  g_autofree char *bin = test_build_path ("vmherdd");
+  g_autofree char *log = g_build_filename (h->dir, "vmherdd.log", NULL);
+  const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
+  TestRun r;
+
+  /* Without -f, vmherdd returns once its control socket listens: no waiting here. */
+  r = test_run (argv, NULL);
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
 }

@@ -22,3 +22,6 @@ char *read_until (int fd, const char *text, int timeout_ms);
 
 /* Kills the daemon (SIGKILL) and waits until it is gone, guests left running. */
 void host_kill_daemon (Host *h);
+
+/* Starts vmherdd (again) on the host's config; returns once it listens. */
+void host_restart_daemon (Host *h);
