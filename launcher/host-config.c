@@ -182,6 +182,10 @@ check_bridges (HostParse *hp)
   for (guint i = 0; i < hp->config->bridges->len; i++)
     {
       HostBridge *b = hp->config->bridges->pdata[i];
+      if (b->stp && (b->forward_delay_ms < 2000 || b->forward_delay_ms > 30000))
+        config_errors_add (hp->errors, hp->file, config_section_key_line (&b->section, "stp"),
+                           "stp: with STP on, the kernel wants forward-delay between 2s and 30s "
+                           "(set forward-delay = 15s, or stp = no)");
       if (b->uplink != NULL && !host_ifname_is_valid (b->uplink))
         config_errors_add (hp->errors, hp->file, config_section_key_line (&b->section, "uplink"),
                            "uplink: \"%s\" is not an interface name (e.g. eth0 or bond0)",

@@ -50,10 +50,24 @@ check_bridge (const VmConfig *vm, const VmNic *nic, const HostConfig *host, Conf
   g_autofree char *sys_bridge = g_build_filename (sys, "bridge", NULL);
   int line = config_section_key_line (&nic->section, "bridge");
 
-  if (host_config_find_bridge (host, nic->bridge) != NULL)
-    return;
-  if (g_file_test (sys_bridge, G_FILE_TEST_IS_DIR))
-    return;
+  const HostBridge *declared = host_config_find_bridge (host, nic->bridge);
+  g_autofree char *filtering = NULL;
+  gboolean tagged = nic->vlan != 0 || nic->trunk != NULL;
+
+  if (declared != NULL || g_file_test (sys_bridge, G_FILE_TEST_IS_DIR))
+    {
+      g_autofree char *flag = g_build_filename (sys_bridge, "vlan_filtering", NULL);
+
+      /* VLANs need a filtering bridge: declared so, or found so on this host. */
+      if (tagged && !(declared ? declared->vlan_filtering
+                               : g_file_get_contents (flag, &filtering, NULL, NULL) && filtering[0] == '1'))
+        config_errors_add (errors, vm->path,
+                           config_section_key_line (&nic->section, nic->vlan ? "vlan" : "trunk"),
+                           "%s: bridge %s does not filter VLANs (set vlan-filtering = yes in its "
+                           "[bridge %s] of %s)", nic->vlan ? "vlan" : "trunk", nic->bridge,
+                           nic->bridge, host->path ? host->path : HOST_CONFIG_DEFAULT_PATH);
+      return;
+    }
   if (g_file_test (sys, G_FILE_TEST_EXISTS))
     config_errors_add (errors, vm->path, line,
                        "bridge: %s exists on this host but is not a bridge (name a bridge)",

@@ -36,7 +36,7 @@ host_dir (void)
   g_autofree char *vms = g_build_filename (dir, "vms.d", NULL);
 
   test_write_file (conf, "[daemon]\nvm-dir = vms.d\nrun-dir = run\nlog-dir = /var/log/vmherd\n"
-                         "control-socket = run/control\n[bridge br-test]\n");
+                         "control-socket = run/control\n[bridge br-test]\nvlan-filtering = yes\n");
   g_assert_cmpint (g_mkdir (vms, 0755), ==, 0);
   return dir;
 }
