@@ -25,6 +25,7 @@ static const CtlCommand commands[] = {
   { "qmp", ctl_cmd_qmp, "NAME [--read-only] [COMMAND [KEY=VALUE...]]", "QMP console (shared with vmherdd)" },
   { "reload", ctl_cmd_reload, "", "rescan the VM directory now (as SIGHUP does)" },
   { "shutdown-all", ctl_cmd_shutdown_all, "[--timeout S]", "stop every guest, last started first" },
+  { "snapshot", ctl_cmd_snapshot, "NAME create|list|delete|revert [TAG]", "external snapshots of a guest's disks" },
   { "version", cmd_version, "", "print vmherd's version" },
   { "help", cmd_help, "", "this list" },
   { 0 },

@@ -521,7 +521,15 @@ ctl_cmd_qmp (CtlContext *ctx, int argc, char **argv)
     ;
   else if (first > 0)
     {
-      line = g_strjoinv (" ", argv + first);
+      /* The shell already split and unquoted the words: quote each again, so that
+       * command-line="info name" or value='{"a":1}' reach the parser as one token. */
+      GString *joined = g_string_new (argv[first]);
+      for (int i = first + 1; i < argc; i++)
+        {
+          g_autofree char *quoted = g_shell_quote (argv[i]);
+          g_string_append_printf (joined, " %s", quoted);
+        }
+      line = g_string_free (joined, FALSE);
       status = console_run_line (&c, line);
     }
   else if (!isatty (STDIN_FILENO))

@@ -56,3 +56,6 @@ VmConfig *ctl_load_vm (const HostConfig *host, const char *name);
 
 /* ctl-image.c: `vmherd image info|create|clone|flatten`, offline (qemu-img, no daemon). */
 int ctl_cmd_image (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-snapshot.c: `vmherd snapshot NAME create|list|delete|revert`, through vmherdd. */
+int ctl_cmd_snapshot (CtlContext *ctx, int argc, char **argv);

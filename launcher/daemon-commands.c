@@ -131,8 +131,8 @@ arg_timeout_ms (ControlRequest *request, JsonObject *args, gint64 *out_ms)
 }
 
 /* The VM named in arguments, or NULL after answering the request with the error. */
-static Vm *
-request_vm (Daemon *daemon, ControlRequest *request, JsonObject *args)
+Vm *
+daemon_request_vm (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   const char *name = NULL;
   g_autofree char *problem = NULL;
@@ -191,7 +191,7 @@ cmd_list (Daemon *daemon, ControlRequest *request, JsonObject *args G_GNUC_UNUSE
 static void
 cmd_status (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
 
   if (vm != NULL)
     control_request_return (request, vm_describe (vm, TRUE));
@@ -213,7 +213,7 @@ static void
 cmd_start (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   g_autoptr(GError) error = NULL;
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
 
   if (vm == NULL)
     return;
@@ -228,7 +228,7 @@ static void
 cmd_stop (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   g_autoptr(GError) error = NULL;
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
   gboolean force = FALSE;
   gint64 timeout_ms = 0;
 
@@ -246,7 +246,7 @@ static void
 cmd_restart (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   g_autoptr(GError) error = NULL;
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
   gint64 timeout_ms = 0;
 
   if (vm == NULL || !arg_timeout_ms (request, args, &timeout_ms))
@@ -263,7 +263,7 @@ static void
 cmd_qmp_action (Daemon *daemon, ControlRequest *request, JsonObject *args, const char *qmp)
 {
   g_autoptr(GError) error = NULL;
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
 
   if (vm == NULL)
     return;
@@ -359,7 +359,7 @@ cmd_events (Daemon *daemon G_GNUC_UNUSED, ControlRequest *request, JsonObject *a
 static void
 cmd_logs (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
-  Vm *vm = request_vm (daemon, request, args);
+  Vm *vm = daemon_request_vm (daemon, request, args);
   JsonObject *ret;
   g_autofree char *file = NULL, *log = NULL, *serial = NULL;
 
@@ -387,6 +387,7 @@ static const struct
   { "resume", cmd_resume }, { "reload", cmd_reload }, { "shutdown-all", cmd_shutdown_all },
   { "version", cmd_version }, { "events", cmd_events }, { "logs", cmd_logs },
   { "qmp", daemon_cmd_qmp }, { "console", daemon_cmd_console },
+  { "snapshot", daemon_cmd_snapshot },
 };
 
 void

@@ -163,14 +163,15 @@ connect_serial (const char *path)
 void
 daemon_cmd_console (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
-  const char *name = json_object_get_string_member_with_default (args, "vm", NULL);
-  Vm *vm = name ? daemon_find_vm (daemon, name) : NULL;
+  Vm *vm = daemon_request_vm (daemon, request, args);
+  const char *name;
   g_autofree char *dir = NULL, *path = NULL;
   DaemonConsole *console;
   int serial, client;
 
   if (vm == NULL)
-    return daemon_answer_no_vm (daemon, request, name);
+    return;
+  name = vm_get_name (vm);
   if (g_hash_table_contains (daemon->consoles, name))
     {
       DaemonConsole *other = g_hash_table_lookup (daemon->consoles, name);

@@ -56,6 +56,9 @@ void daemon_watch_vm_dir (Daemon *daemon);
 void daemon_handle_request (ControlRequest *request, const char *command, JsonObject *arguments,
                             gpointer user_data);
 extern const char *const daemon_read_only_commands[];
+/* The VM named by args' "vm" (type- and name-checked), or NULL after answering the request
+ * with InvalidArgument or NotFound. */
+Vm *daemon_request_vm (Daemon *daemon, ControlRequest *request, JsonObject *args);
 /* Answers request with NotFound naming the known VMs (or InvalidArgument without a name). */
 void daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *name);
 
@@ -68,6 +71,9 @@ void daemon_net_close (Daemon *daemon);
 void daemon_cmd_console (Daemon *daemon, ControlRequest *request, JsonObject *args);
 GHashTable *daemon_consoles_new (void);
 void daemon_consoles_free (Daemon *daemon);
+
+/* daemon-snapshot.c: `snapshot` (create, list, delete, revert). */
+void daemon_cmd_snapshot (Daemon *daemon, ControlRequest *request, JsonObject *args);
 
 /* daemon-qmp.c: `qmp`, the console's commands forwarded to QEMU. */
 void daemon_cmd_qmp (Daemon *daemon, ControlRequest *request, JsonObject *args);

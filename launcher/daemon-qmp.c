@@ -38,10 +38,8 @@ void
 daemon_cmd_qmp (Daemon *daemon, ControlRequest *request, JsonObject *args)
 {
   const ControlPeer *peer = control_request_get_peer (request);
-  const char *name = json_object_get_string_member_with_default (args, "vm", NULL);
   JsonNode *cmd_node = json_object_get_member (args, "command");
-  gboolean read_only = json_object_get_boolean_member_with_default (args, "read-only", FALSE)
-                       || !peer->may_write;
+  gboolean read_only;
   JsonObject *cmd;
   const char *execute;
   QmpClient *qmp;
@@ -49,15 +47,23 @@ daemon_cmd_qmp (Daemon *daemon, ControlRequest *request, JsonObject *args)
   g_autofree char *text = NULL;
   QmpForward *fwd;
 
-  vm = name ? daemon_find_vm (daemon, name) : NULL;
+  const char *name;
+  JsonNode *ro = json_object_get_member (args, "read-only");
+
+  vm = daemon_request_vm (daemon, request, args);
   if (vm == NULL)
-    return daemon_answer_no_vm (daemon, request, name);
+    return;
+  name = vm_get_name (vm);
+  if (ro != NULL && !(JSON_NODE_HOLDS_VALUE (ro) && json_node_get_value_type (ro) == G_TYPE_BOOLEAN))
+    return control_request_error (request, "InvalidArgument", "\"read-only\" must be true or false");
+  read_only = (ro != NULL && json_node_get_boolean (ro)) || !peer->may_write;
   if (cmd_node == NULL || !JSON_NODE_HOLDS_OBJECT (cmd_node))
     return control_request_error (request, "InvalidArgument",
                                   "missing argument \"command\" (a QMP command object)");
   cmd = json_node_get_object (cmd_node);
-  execute = json_object_get_string_member_with_default (cmd, "execute",
-              json_object_get_string_member_with_default (cmd, "exec-oob", NULL));
+  execute = control_json_get_string (cmd, "execute");
+  if (execute == NULL)
+    execute = control_json_get_string (cmd, "exec-oob");
   if (execute == NULL)
     return control_request_error (request, "InvalidArgument", "the command has no \"execute\"");
   if (read_only && !qmp_shell_is_read_only (execute))

@@ -111,7 +111,12 @@ scan_file (Daemon *daemon, const char *file, GPtrArray *defined, GHashTable *see
   g_hash_table_insert (daemon->file_sums, g_strdup (name), g_strdup (sum));
   config = load_checked (daemon, path, name);
   if (config == NULL)
-    return;
+    {
+      /* Its problem may lie elsewhere (another file's MAC, a missing image or bridge):
+       * look again at the next rescan even if this file stays as it is. */
+      g_hash_table_remove (daemon->file_sums, name);
+      return;
+    }
   config->checksum = g_strdup (sum);
   if (vm == NULL)
     {

@@ -99,17 +99,17 @@ add_json (Builder *b, const char *option, JsonBuilder *jb)
   g_ptr_array_add (b->argv, json_generator_to_data (gen, NULL));
 }
 
-/* A file node plus a format node: "<prefix>f-NAME" -> "<prefix>d-NAME". */
+/* A file node plus a format node: "<prefix>f-NAME" -> "<prefix>d-NAME", as the roots of
+ * f and d. */
 static void
-add_blockdev_pair (Builder *b, const VmDisk *disk, const char *prefix, const char *filename,
-                   VmImageFormat format, gboolean read_only, const char *backing)
+build_blockdev_pair (const VmDisk *disk, const char *prefix, const char *filename,
+                     VmImageFormat format, gboolean read_only, const char *backing,
+                     JsonBuilder *f, JsonBuilder *d)
 {
   static const gboolean direct[] = { TRUE, FALSE, FALSE, TRUE, FALSE };
   static const gboolean no_flush[] = { FALSE, FALSE, FALSE, FALSE, TRUE };
   g_autofree char *file_node = g_strdup_printf ("%sf-%s", prefix, disk->section.name);
   g_autofree char *fmt_node = g_strdup_printf ("%sd-%s", prefix, disk->section.name);
-  g_autoptr(JsonBuilder) f = json_builder_new ();
-  g_autoptr(JsonBuilder) d = json_builder_new ();
 
   json_builder_begin_object (f);
   json_builder_set_member_name (f, "driver"); json_builder_add_string_value (f, "file");
@@ -123,7 +123,6 @@ add_blockdev_pair (Builder *b, const VmDisk *disk, const char *prefix, const cha
   json_builder_set_member_name (f, "no-flush"); json_builder_add_boolean_value (f, no_flush[disk->cache]);
   json_builder_end_object (f);
   json_builder_end_object (f);
-  add_json (b, "-blockdev", f);
 
   json_builder_begin_object (d);
   json_builder_set_member_name (d, "driver");
@@ -141,7 +140,48 @@ add_blockdev_pair (Builder *b, const VmDisk *disk, const char *prefix, const cha
         json_builder_add_null_value (d);
     }
   json_builder_end_object (d);
+}
+
+static void
+add_blockdev_pair (Builder *b, const VmDisk *disk, const char *prefix, const char *filename,
+                   VmImageFormat format, gboolean read_only, const char *backing)
+{
+  g_autoptr(JsonBuilder) f = json_builder_new ();
+  g_autoptr(JsonBuilder) d = json_builder_new ();
+
+  build_blockdev_pair (disk, prefix, filename, format, read_only, backing, f, d);
+  add_json (b, "-blockdev", f);
   add_json (b, "-blockdev", d);
+}
+
+/* Snapshot layer n of a disk is the pair "s<n>f-NAME" -> "s<n>d-NAME"; layer 0 is the
+ * image itself. */
+static char *
+layer_prefix (guint layer)
+{
+  return layer == 0 ? g_strdup ("") : g_strdup_printf ("s%u", layer);
+}
+
+char *
+qemu_argv_disk_node (const VmDisk *disk, guint layer)
+{
+  g_autofree char *prefix = layer_prefix (layer);
+
+  return g_strdup_printf ("%sd-%s", prefix, disk->section.name);
+}
+
+void
+qemu_argv_disk_layer_nodes (const VmDisk *disk, guint layer, const char *filename,
+                            JsonNode **out_file_node, JsonNode **out_format_node)
+{
+  g_autoptr(JsonBuilder) f = json_builder_new ();
+  g_autoptr(JsonBuilder) d = json_builder_new ();
+  g_autofree char *prefix = layer_prefix (layer);
+
+  g_return_if_fail (layer > 0);
+  build_blockdev_pair (disk, prefix, filename, VM_FORMAT_QCOW2, FALSE, NULL, f, d);
+  *out_file_node = json_builder_get_root (f);
+  *out_format_node = json_builder_get_root (d);
 }
 
 static void
@@ -154,8 +194,10 @@ add_disks (Builder *b, const VmConfig *vm)
       const char *err = disk->on_error == VM_ON_ERROR_STOP ? "stop" : "report";
       gboolean write_cache = disk->cache != VM_CACHE_WRITETHROUGH
                              && disk->cache != VM_CACHE_DIRECTSYNC;
+      guint layers = disk->overlays != NULL ? disk->overlays->len : 0;
       g_autofree char *backing = NULL;
       g_autofree char *boot = NULL;
+      g_autofree char *top = NULL;
 
       if (disk->base != NULL)
         {
@@ -163,13 +205,24 @@ add_disks (Builder *b, const VmConfig *vm)
           add_blockdev_pair (b, disk, "b", disk->base, disk->base_format, TRUE, NULL);
           backing = g_strdup_printf ("bd-%s", name);
         }
-      add_blockdev_pair (b, disk, "", disk->image, disk->format, disk->read_only, backing);
+      /* Under snapshot layers the image is frozen: only the top layer is written. */
+      add_blockdev_pair (b, disk, "", disk->image, disk->format, disk->read_only || layers > 0,
+                         backing);
+      for (guint n = 1; n <= layers; n++)
+        {
+          g_autofree char *prefix = layer_prefix (n);
+          g_autofree char *below = qemu_argv_disk_node (disk, n - 1);
+
+          add_blockdev_pair (b, disk, prefix, disk->overlays->pdata[n - 1], VM_FORMAT_QCOW2,
+                             n < layers, below);
+        }
+      top = qemu_argv_disk_node (disk, layers);
       if (i == 0 && vm->kernel == NULL)
         boot = g_strdup (",bootindex=1");
       /* shared = yes: another host's QEMU may hold it too (cluster FS); QEMU's lock
        * must then allow a second writer. */
-      add (b, "-device", "virtio-blk-pci,drive=d-%s,id=disk-%s,write-cache=%s,werror=%s,"
-           "rerror=%s%s%s", name, name, write_cache ? "on" : "off", err, err,
+      add (b, "-device", "virtio-blk-pci,drive=%s,id=disk-%s,write-cache=%s,werror=%s,"
+           "rerror=%s%s%s", top, name, write_cache ? "on" : "off", err, err,
            disk->shared ? ",share-rw=on" : "", boot ? boot : "");
     }
 }

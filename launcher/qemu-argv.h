@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "launcher/host-config.h"
 #include "launcher/vm-config.h"
@@ -38,6 +39,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QemuCmdline, qemu_cmdline_free)
 /* Builds the argv.  Never fails: everything it needs was validated by vm_config_load(). */
 QemuCmdline *qemu_argv_build (const VmConfig *vm, const HostConfig *host,
                               const QemuHostCaps *caps);
+
+/* The format node of snapshot layer `layer` of disk (0: the image itself): "d-root",
+ * "s1d-root", ...  The device's drive is the node of the top layer. */
+char *qemu_argv_disk_node (const VmDisk *disk, guint layer);
+
+/* The file and format nodes of snapshot layer `layer` (>= 1) of disk, a qcow2 file, as
+ * blockdev-add arguments for a snapshot taken live: the options the argv gives that layer
+ * at the next start, with "backing": null (blockdev-snapshot attaches the layer below). */
+void qemu_argv_disk_layer_nodes (const VmDisk *disk, guint layer, const char *filename,
+                                 JsonNode **out_file_node, JsonNode **out_format_node);
 
 /* Number of queues (tap fds) a NIC of vm gets: one per vCPU, at most 8. */
 guint qemu_argv_nic_queues (const VmConfig *vm);

@@ -119,6 +119,7 @@ vm_disk_free (VmDisk *disk)
   for (const ConfigKey *k = disk_keys; k->name != NULL; k++)
     config_key_clear (k, disk);
   config_section_clear (&disk->section);
+  g_clear_pointer (&disk->overlays, g_ptr_array_unref);
   g_free (disk);
 }
 

@@ -36,6 +36,10 @@ typedef struct
   int on_error;                 /* VmOnError */
   gboolean shared;
   gboolean read_only;
+  /* Not from the VM file: the snapshot layers on image (char *, oldest first; NULL: none),
+   * from state-dir/snapshots/NAME.json (vm-snapshot.h), set before each start.  The last
+   * one is what the guest writes; image and the others are then opened read-only. */
+  GPtrArray *overlays;
 } VmDisk;
 
 typedef struct

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/fd-util.h"
+#include "images/qemu-img.h"
 
 static void
 set_string_or_null (JsonObject *o, const char *key, const char *value)
@@ -72,6 +73,42 @@ qemu_stderr_tail (Vm *vm)
   g_ptr_array_add (kept, NULL);
   view = (char **) g_ptr_array_free (kept, FALSE);   /* borrows from lines */
   return g_strjoinv ("\n", view);
+}
+
+char *
+vm_qemu_lock_failure (Vm *vm)
+{
+  g_autofree char *tail = qemu_stderr_tail (vm);
+  g_autoptr(GArray) files = g_array_new (FALSE, FALSE, sizeof (ImagesFile));
+  g_autoptr(GError) error = NULL;
+
+  /* QEMU: '-blockdev {...}: Failed to get "write" lock' + 'Is another process using the
+   * image [/x]?'; qemu-img says the same, and images/ knows how to read it. */
+  if (strstr (tail, " lock") == NULL || strstr (tail, "Failed to ") == NULL)
+    return NULL;
+  for (guint i = 0; i < vm->config->disks->len; i++)
+    {
+      const VmDisk *disk = vm->config->disks->pdata[i];
+      guint layers = disk->overlays ? disk->overlays->len : 0;
+      ImagesFile image = { layers ? g_ptr_array_index (disk->overlays, layers - 1) : disk->image,
+                           "image", NULL };
+      ImagesFile base = { disk->base, "base image", NULL };
+
+      g_array_append_val (files, image);
+      if (layers > 0)
+        {
+          ImagesFile bottom = { disk->image, "image", NULL };
+          g_array_append_val (files, bottom);
+        }
+      if (disk->base != NULL)
+        g_array_append_val (files, base);
+    }
+  if (files->len == 0)
+    return NULL;
+  images_qemu_img_set_error (tail, (const ImagesFile *) (void *) files->data, files->len, &error);
+  if (!g_error_matches (error, IMAGES_ERROR, IMAGES_ERROR_LOCKED))
+    return NULL;
+  return g_strdup (error->message);
 }
 
 static JsonArray *

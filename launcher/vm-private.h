@@ -45,6 +45,7 @@ struct _Vm
   int pidfd;
   guint pidfd_watch;
   gboolean adopting;
+  guint reconnect_timer;        /* adopting: QMP tried again after a silence */
   char *exit_status;            /* "exit status 1", "killed by signal 9" */
   gint64 log_offset;            /* size of the VM's log when this run's QEMU started; -1 adopted */
   GCancellable *cancel;         /* cancels everything of the current run */
@@ -89,6 +90,11 @@ void vm_net_close_fds (GArray *fds);
 JsonArray *vm_net_describe (Vm *vm);
 /* Asks QEMU to announce the guest's MACs (after a start, a migration, a failover). */
 void vm_net_announce (Vm *vm);
+
+/* vm-describe.c: when QEMU's stderr since its start says an image's lock is held by
+ * another process, the reason naming the image ("image /x is in use by another process,
+ * probably a running QEMU (stop the VM first)"); else NULL. */
+char *vm_qemu_lock_failure (Vm *vm);
 
 /* vm-qemu.c */
 gboolean vm_qemu_spawn (Vm *vm, GError **error);

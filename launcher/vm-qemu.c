@@ -146,6 +146,16 @@ on_cont_or_status (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer
     vm_handle_event (vm, VM_EVENT_PAUSED);
 }
 
+static gboolean
+on_reconnect (gpointer data)
+{
+  Vm *vm = data;
+
+  vm->reconnect_timer = 0;
+  vm_qemu_connect (vm);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_qmp_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
@@ -154,8 +164,19 @@ on_qmp_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer 
 
   if (!qmp_client_connect_finish (NULL, result, &error))
     {
-      if (!g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
-        start_failed (vm, "QMP did not come up", error);
+      if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
+        return;
+      if (vm->adopting)
+        {
+          /* A guest we did not start is never killed for a silent monitor: someone else
+           * (a direct `vmherd qmp`) may hold QEMU's only QMP connection.  Try again. */
+          vm_log (vm, "QMP of the adopted QEMU does not answer (%s); retrying in 2 s",
+                  error->message);
+          g_clear_pointer (&vm->qmp, qmp_client_free);
+          vm->reconnect_timer = g_timeout_add_seconds (2, on_reconnect, vm);
+          return;
+        }
+      start_failed (vm, "QMP did not come up", error);
       return;
     }
   qmp_client_subscribe (vm->qmp, on_qmp_event, vm, NULL);
@@ -218,6 +239,7 @@ vm_qemu_release (Vm *vm)
   vm->pidfd = -1;
   g_clear_handle_id (&vm->stop_timer, g_source_remove);
   g_clear_handle_id (&vm->health_timer, g_source_remove);
+  g_clear_handle_id (&vm->reconnect_timer, g_source_remove);
   vm->health_misses = 0;
 }
 

@@ -215,9 +215,9 @@ vm_fail (Vm *vm, const char *reason)
 }
 
 static void
-on_disks_ready (Vm *vm, GError *error)
+on_disks_ready (Vm *vm, GError *taken)
 {
-  g_autoptr(GError) owned = error;
+  g_autoptr(GError) error = taken;
   g_autoptr(GError) spawn_error = NULL;
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -234,8 +234,6 @@ on_disks_ready (Vm *vm, GError *error)
 static void
 do_start (Vm *vm)
 {
-  g_autoptr(GError) error = NULL;
-
   if (vm->pending != NULL)
     {
       vm_config_free (vm->config);
@@ -317,6 +315,9 @@ on_exited (Vm *vm)
   g_autofree char *shutdown = g_strdup (vm->shutdown_reason);
   gboolean admin = vm->admin_stop;
   g_autofree char *failing = g_strdup (vm->failing);
+  /* A start that died on an image lock: say which image, whichever way QEMU's end was
+   * seen first (QMP closing or the exit). */
+  g_autofree char *locked = was == VM_STATE_STARTING ? vm_qemu_lock_failure (vm) : NULL;
 
   vm_qemu_release (vm);
   g_clear_pointer (&vm->inst, qemu_instance_free);
@@ -324,6 +325,11 @@ on_exited (Vm *vm)
   if (was == VM_STATE_STOPPING && admin)
     return vm_set_state (vm, VM_STATE_STOPPED, "%s (QEMU %s)",
                          vm->removed ? "its file is gone: stopped" : "stopped by operator", how);
+  if (locked != NULL)
+    {
+      g_autofree char *reason = g_strdup_printf ("%s; QEMU %s while starting", locked, how);
+      return vm_fail (vm, reason);
+    }
   if (failing != NULL)
     {
       g_autofree char *reason = g_strdup_printf ("%s; QEMU %s", failing, how);
