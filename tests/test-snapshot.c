@@ -674,6 +674,44 @@ test_second_vm_file (void)
   assert_vmherd (h, 1, "", expected, "start", "b");
 }
 
+/* Images: a missing image with a base is created as an overlay at the first start, owned
+ * by the QEMU user; the guest's writes land in it and the base never changes. */
+static char *
+file_sha256 (const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+}
+
+static void
+test_overlay_on_first_start (void)
+{
+  Host *h = host_start ("img/base.qcow2", "ioc",
+                        "[vm]\nmemory = 64M\nrestart = no\n[health]\npanic = none\n"
+                        "[disk data]\nimage = @/img/ioc.qcow2\nformat = qcow2\nbase = @/img/base.qcow2\n",
+                        NULL);
+  g_autofree char *base = host_path (h, "img/base.qcow2");
+  g_autofree char *overlay = host_path (h, "img/ioc.qcow2");
+  g_autofree char *before = file_sha256 (base), *after = NULL;
+  struct passwd *nobody = getpwnam ("nobody");
+  GStatBuf st;
+
+  g_assert_false (g_file_test (overlay, G_FILE_TEST_EXISTS));
+  assert_vmherd (h, 0, "vm 'ioc': running\n", "", "start", "ioc");
+  g_assert_cmpint (g_stat (overlay, &st), ==, 0);
+  g_assert_cmpuint (st.st_uid, ==, nobody->pw_uid);
+  g_assert_cmpuint (st.st_mode & 0777, ==, 0600);
+  guest_write (h, "ioc", "data", "write -P 0x5a 0 64k");
+  assert_vmherd (h, 0, "vm 'ioc': stopped\n", "", "stop", "--force", "ioc");
+  after = file_sha256 (base);
+  g_assert_cmpstr (after, ==, before);
+  g_assert_true (reads (overlay, "0x5a", "0"));
+  g_assert_cmpint (sh ("qemu-img info -U %s | grep -q 'backing file: %s'", overlay, base), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -687,5 +725,6 @@ main (int argc, char **argv)
   g_test_add_func ("/snapshot/refusals", test_refusals);
   g_test_add_func ("/snapshot/image-held-by-another-qemu", test_image_held_by_another_qemu);
   g_test_add_func ("/snapshot/second-vm-file", test_second_vm_file);
+  g_test_add_func ("/images/overlay-on-first-start", test_overlay_on_first_start);
   return g_test_run ();
 }
