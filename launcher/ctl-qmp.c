@@ -329,7 +329,8 @@ console_drain_events (Console *c)
     }
   else
     {
-      g_autoptr(QmpMessage) m = direct_read (c, &error);   /* prints the events */
+      /* Events are printed as they are read; a reply here belongs to nobody. */
+      qmp_message_free (direct_read (c, &error));
     }
   if (error != NULL && !g_error_matches (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT))
     {
@@ -450,14 +451,11 @@ console_connect (Console *c, CtlContext *ctx, int *out_status)
   if (c->control != NULL)
     {
       g_autoptr(JsonObject) args = json_object_new ();
-      g_autoptr(JsonObject) q = json_object_new ();
-      g_autoptr(JsonObject) status = NULL;
 
       /* An interactive console shows events, so it subscribes first and misses nothing
        * between commands; one-shot and scripted use print only replies. */
       if (c->with_events)
         ret = control_client_call (c->control, "events", NULL, CONSOLE_TIMEOUT_MS, NULL, NULL, NULL, &error);
-      json_object_set_string_member (q, "execute", "query-status");
       json_object_set_string_member (args, "vm", c->vm);
       if (ret != NULL || !c->with_events)
         {
