@@ -33,7 +33,11 @@ daemon_save_desired (Daemon *daemon, const char *name, gboolean running)
   g_autofree char *path = desired_path (daemon, name);
   g_autofree char *dir = g_path_get_dirname (path);
   g_autoptr(GError) error = NULL;
+  gboolean recorded;
 
+  /* Unchanged: no write, no fsync (every start of a running guest would do one). */
+  if (daemon_load_desired (daemon, name, &recorded) && recorded == running)
+    return;
   /* Temp file + rename (g_file_set_contents): a crash leaves the old or the new, whole. */
   if (g_mkdir_with_parents (dir, 0755) < 0
       || !g_file_set_contents (path, running ? "running\n" : "stopped\n", -1, &error))

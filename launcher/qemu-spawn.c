@@ -169,7 +169,9 @@ write_runtime_file (const QemuInstance *inst, const char *name, const char *cont
   g_autofree char *path = g_build_filename (inst->dir, name, NULL);
 
   /* Temp file + rename: a crash never leaves half a file. */
-  return g_file_set_contents (path, contents, -1, error);
+  /* Runtime files live in run-dir (a tmpfs that a reboot empties): consistent (temp file +
+   * rename) but not durable, so no fsync on every start. */
+  return g_file_set_contents_full (path, contents, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
 }
 
 static char *

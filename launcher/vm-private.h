@@ -72,6 +72,7 @@ struct _Vm
   GQueue failures;              /* monotonic us of each failure */
   guint restarts;
   char *last_failure;
+  gint64 last_start;            /* monotonic us of the latest start, for the backoff */
   gint64 run_started;           /* monotonic us when RUNNING began, or 0 */
   gint64 run_started_real;
 };

@@ -191,6 +191,7 @@ vm_fail (Vm *vm, const char *reason)
   gint64 now = g_get_monotonic_time ();
   gint64 window = vm->config->restart_window_ms * 1000;
   gint64 ran_ms = vm->run_started ? (now - vm->run_started) / 1000 : 0;
+  gint64 since_start_ms;
 
   g_free (vm->last_failure);
   vm->last_failure = g_strdup (reason);
@@ -207,10 +208,13 @@ vm_fail (Vm *vm, const char *reason)
     return vm_set_state (vm, VM_STATE_FAILED, "%s; %u failures within %" G_GINT64_FORMAT
                          " s, giving up until an operator starts it", reason,
                          vm->failures.length, vm->config->restart_window_ms / 1000);
-  vm->backoff_timer = g_timeout_add ((guint) vm->backoff_ms, on_backoff_done, vm);
-  vm_set_state (vm, VM_STATE_BACKOFF, "%s; restarting in %" G_GINT64_FORMAT " ms (attempt %u of %"
-                G_GINT64_FORMAT ")", reason, vm->backoff_ms, vm->failures.length,
-                vm->config->restart_limit);
+  /* Starts are at least backoff_ms apart, counted from the failed run's start: a guest
+   * that ran for a while is back at once; one that fails as it starts waits 1 s, 2 s... */
+  since_start_ms = vm->last_start ? (now - vm->last_start) / 1000 : 0;
+  vm->backoff_timer = g_timeout_add ((guint) MAX (0, vm->backoff_ms - since_start_ms), on_backoff_done, vm);
+  vm_set_state (vm, VM_STATE_BACKOFF, "%s; restarting with a backoff of %" G_GINT64_FORMAT
+                " ms from its last start (attempt %u of %" G_GINT64_FORMAT ")", reason,
+                vm->backoff_ms, vm->failures.length, vm->config->restart_limit);
   vm->backoff_ms = MIN (vm->backoff_ms * 2, VM_BACKOFF_MAX_MS);
 }
 
@@ -246,6 +250,7 @@ do_start (Vm *vm)
   g_clear_pointer (&vm->exit_status, g_free);
   vm->admin_stop = FALSE;
   vm->stop_step = VM_STOP_STEP_NONE;
+  vm->last_start = g_get_monotonic_time ();
   vm_set_state (vm, VM_STATE_STARTING, "starting QEMU");
   vm->cancel = g_cancellable_new ();
   if (vm_disks_need_preparing (vm))

@@ -984,7 +984,7 @@ test_qemu_killed (Fixture *f)
   i = wait_state_event (f, m, "k", "running");
   g_assert_cmpstr (state_seq (f, "k", m, i), ==, "backoff starting running");
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "k", "backoff")), ==,
-                   "QEMU was killed by signal 9 (Killed) unexpectedly; restarting in 1000 ms (attempt 1 of 3)");
+                   "QEMU was killed by signal 9 (Killed) unexpectedly; restarting with a backoff of 1000 ms from its last start (attempt 1 of 3)");
   pid2 = vm_pid (f, "k");
   g_assert_cmpint (pid2, !=, pid1);
   g_assert_true (process_alive (pid2));
@@ -994,7 +994,7 @@ test_qemu_killed (Fixture *f)
   i = wait_state_event (f, m, "k", "running");
   g_assert_cmpstr (state_seq (f, "k", m, i), ==, "backoff starting running");
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "k", "backoff")), ==,
-                   "QEMU was killed by signal 9 (Killed) unexpectedly; restarting in 2000 ms (attempt 2 of 3)");
+                   "QEMU was killed by signal 9 (Killed) unexpectedly; restarting with a backoff of 2000 ms from its last start (attempt 2 of 3)");
   pid3 = vm_pid (f, "k");
   g_assert_true (process_alive (pid3));
   g_assert_cmpint (pid3, !=, pid2);
@@ -1026,10 +1026,10 @@ test_qemu_exits_at_once (Fixture *f)
   g_assert_cmpstr (state_seq (f, "bad", m, i), ==, "starting backoff starting backoff starting failed");
   /* QMP closing or the exit may be seen first: either way the reason has QEMU's status. */
   g_assert_true (g_str_has_suffix (reason_at (f, wait_state_event (f, m, "bad", "backoff")),
-                                   "QEMU exited with status 1; restarting in 1000 ms (attempt 1 of 2)")
+                                   "QEMU exited with status 1; restarting with a backoff of 1000 ms from its last start (attempt 1 of 2)")
                  || g_str_has_suffix (reason_at (f, wait_state_event (f, m, "bad", "backoff")),
-                                      "QEMU exited with status 1 unexpectedly while starting; restarting in "
-                                      "1000 ms (attempt 1 of 2)"));
+                                      "QEMU exited with status 1 unexpectedly while starting; restarting with a "
+                                      "backoff of 1000 ms from its last start (attempt 1 of 2)"));
   g_assert_true (g_str_has_suffix (reason_at (f, i), "; 3 failures within 600 s, giving up until an "
                                                      "operator starts it"));
 
@@ -1049,7 +1049,7 @@ test_qemu_exits_at_once (Fixture *f)
   g_assert_cmpint (cli (f, &out, &err, "start", "bad", NULL), ==, 1);
   i = wait_state_event (f, m, "bad", "backoff");
   g_assert_cmpstr (state_seq (f, "bad", m, i), ==, "starting backoff");
-  g_assert_true (g_str_has_suffix (reason_at (f, i), "; restarting in 1000 ms (attempt 1 of 2)"));
+  g_assert_true (g_str_has_suffix (reason_at (f, i), "; restarting with a backoff of 1000 ms from its last start (attempt 1 of 2)"));
   g_clear_pointer (&st, json_object_unref);
   st = status (f, "bad");
   g_assert_nonnull (strstr (json_object_get_string_member (st, "qemu-stderr"), "-no-such-option: invalid option"));
@@ -1084,7 +1084,7 @@ test_qemu_wedged (Fixture *f)
                    "QEMU stopped answering QMP (2 query-status missed)");
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "wedge", "backoff")), ==,
                    "QEMU stopped answering QMP (2 query-status missed); QEMU was killed by signal 9 (Killed); "
-                   "restarting in 1000 ms (attempt 1 of 5)");
+                   "restarting with a backoff of 1000 ms from its last start (attempt 1 of 5)");
   pid2 = vm_pid (f, "wedge");
   g_assert_cmpint (pid2, !=, pid1);
   g_assert_false (process_alive (pid1));
@@ -1142,8 +1142,8 @@ test_daemon_killed (Fixture *f)
   i = wait_state_event (f, m, "g3", "running");
   g_assert_cmpstr (state_seq (f, "g3", m, i), ==, "backoff starting running");
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "g3", "backoff")), ==,
-                   "QEMU exited (adopted process: status unknown) unexpectedly; restarting in 1000 ms "
-                   "(attempt 1 of 5)");
+                   "QEMU exited (adopted process: status unknown) unexpectedly; restarting with a "
+                   "backoff of 1000 ms from its last start (attempt 1 of 5)");
   pid = vm_pid (f, "g3");
   g_assert_cmpint (pid, !=, pids[2]);
   g_assert_true (process_alive (pid));
