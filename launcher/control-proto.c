@@ -42,27 +42,7 @@ control_error_to_string (ControlError code)
 const char *
 control_json_describe (JsonNode *node)
 {
-  switch (json_node_get_node_type (node))
-    {
-    case JSON_NODE_OBJECT:
-      return "an object";
-    case JSON_NODE_ARRAY:
-      return "an array";
-    case JSON_NODE_NULL:
-      return "null";
-    case JSON_NODE_VALUE:
-    default:
-      break;
-    }
-  switch (json_node_get_value_type (node))
-    {
-    case G_TYPE_STRING:
-      return "a string";
-    case G_TYPE_BOOLEAN:
-      return "a boolean";
-    default:
-      return "a number";
-    }
+  return qmp_json_describe (node);
 }
 
 const char *
@@ -75,79 +55,15 @@ control_json_get_string (JsonObject *object, const char *member)
   return json_node_get_string (node);
 }
 
-/* json-glib parses "{...}{...}" as its first value and drops the rest (it does report
- * other trailing text).  Called on text json-glib accepted, so brackets and quotes
- * balance.  The same check as qmp-message.c's, which keeps it private. */
-static gboolean
-json_text_is_single_value (const char *text, gsize length)
-{
-  gsize i = 0;
-  int depth = 0;
-  char quote = 0;
-
-  while (i < length && g_ascii_isspace (text[i]))
-    i++;
-  if (i == length || (text[i] != '{' && text[i] != '['))
-    return TRUE;
-  for (; i < length; i++)
-    {
-      char c = text[i];
-
-      if (quote != 0)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == quote)
-            quote = 0;
-        }
-      else if (c == '"' || c == '\'')
-        quote = c;
-      else if (c == '{' || c == '[')
-        depth++;
-      else if ((c == '}' || c == ']') && --depth == 0)
-        break;
-    }
-  for (i++; i < length; i++)
-    if (!g_ascii_isspace (text[i]))
-      return FALSE;
-  return TRUE;
-}
-
 JsonObject *
 control_line_parse (const char *line, gsize length, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
-  const char *end = NULL;
-  JsonNode *root;
+  g_autoptr(JsonNode) root = qmp_json_parse_line (line, length, &local_error);
 
-  g_return_val_if_fail (line != NULL || length == 0, NULL);
-
-  /* Also rejects NUL bytes, which json-glib would take as the end of the input. */
-  if (!g_utf8_validate_len (line, length, &end))
+  if (root == NULL)
     {
-      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid UTF-8 at byte %" G_GSIZE_FORMAT,
-                   (gsize) (end - line));
-      return NULL;
-    }
-  if (!json_parser_load_from_data (parser, line, (gssize) length, &local_error))
-    {
-      const char *why = local_error->message;
-
-      if (g_str_has_prefix (why, "<data>:"))
-        why += strlen ("<data>:");
-      g_set_error (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid JSON at %s", why);
-      return NULL;
-    }
-  root = json_parser_get_root (parser);
-  if (root == NULL || json_parser_has_assignment (parser, NULL))
-    {
-      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "invalid JSON: no value");
-      return NULL;
-    }
-  if (!json_text_is_single_value (line, length))
-    {
-      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, "more than one JSON value on the line");
+      g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_PROTOCOL, local_error->message);
       return NULL;
     }
   if (!JSON_NODE_HOLDS_OBJECT (root))

@@ -75,7 +75,7 @@ gboolean control_client_has_buffered_line (ControlClient *client);
 
 /* The codec both sides share.  Parses one line (without its "\n") holding exactly one JSON
  * object.  CONTROL_ERROR_PROTOCOL with the reason otherwise: "invalid UTF-8 at byte N",
- * "invalid JSON at 1:5: ...", "more than one JSON value on the line", "an array, not a JSON
+ * "invalid JSON at 1:5: ...", "invalid JSON: more than one value on the line", "an array, not a JSON
  * object". */
 JsonObject *control_line_parse (const char *line, gsize length, GError **error);
 

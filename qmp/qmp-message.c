@@ -37,9 +37,8 @@ qmp_message_free (QmpMessage *message)
   g_free (message);
 }
 
-/* What a node is, for error messages: "an array", "a string", ... */
-static const char *
-node_describe (JsonNode *node)
+const char *
+qmp_json_describe (JsonNode *node)
 {
   switch (json_node_get_node_type (node))
     {
@@ -183,7 +182,7 @@ event_parse (QmpMessage *message, GError **error)
   if (data != NULL && !JSON_NODE_HOLDS_OBJECT (data))
     {
       g_set_error (error, QMP_ERROR, QMP_ERROR_PROTOCOL, "event '%s': 'data' is %s, not an object",
-                   name, node_describe (data));
+                   name, qmp_json_describe (data));
       return FALSE;
     }
   if (timestamp != NULL
@@ -277,13 +276,23 @@ json_text_is_single_value (const char *text, gsize length)
   return TRUE;
 }
 
-static JsonNode *
-json_parse_line (const char *line, gsize length, GError **error)
+JsonNode *
+qmp_json_parse_line (const char *line, gsize length, GError **error)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
+  const char *end = NULL;
   JsonNode *root;
 
+  g_return_val_if_fail (line != NULL || length == 0, NULL);
+
+  /* Also rejects NUL bytes, which json-glib would take as the end of the input. */
+  if (!g_utf8_validate_len (line, length, &end))
+    {
+      g_set_error (error, QMP_ERROR, QMP_ERROR_PROTOCOL, "invalid UTF-8 at byte %" G_GSIZE_FORMAT,
+                   (gsize) (end - line));
+      return NULL;
+    }
   if (!json_parser_load_from_data (parser, line, (gssize) length, &local_error))
     {
       const char *why = local_error->message;
@@ -311,26 +320,16 @@ json_parse_line (const char *line, gsize length, GError **error)
 QmpMessage *
 qmp_message_parse (const char *line, gsize length, GError **error)
 {
-  const char *end = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(QmpMessage) message = NULL;
 
-  g_return_val_if_fail (line != NULL || length == 0, NULL);
-
-  /* Also rejects NUL bytes, which json-glib would take as the end of the input. */
-  if (!g_utf8_validate_len (line, length, &end))
-    {
-      g_set_error (error, QMP_ERROR, QMP_ERROR_PROTOCOL, "invalid UTF-8 at byte %" G_GSIZE_FORMAT,
-                   (gsize) (end - line));
-      return NULL;
-    }
-  root = json_parse_line (line, length, error);
+  root = qmp_json_parse_line (line, length, error);
   if (root == NULL)
     return NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, QMP_ERROR, QMP_ERROR_PROTOCOL, "message is %s, not a JSON object",
-                   node_describe (root));
+                   qmp_json_describe (root));
       return NULL;
     }
   message = g_new0 (QmpMessage, 1);

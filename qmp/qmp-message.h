@@ -48,6 +48,15 @@ typedef struct
   GStrv capabilities;             /* GREETING: e.g. {"oob", NULL}; never NULL */
 } QmpMessage;
 
+/* Parses one line holding exactly one JSON value (JSON-lines protocols: QMP, vmherd's
+ * control socket).  NULL with QMP_ERROR_PROTOCOL and the reason: "invalid UTF-8 at byte N",
+ * "invalid JSON at 1:5: ...", "invalid JSON: no value", "invalid JSON: more than one value
+ * on the line" (json-glib alone would drop the second). */
+JsonNode *qmp_json_parse_line (const char *line, gsize length, GError **error);
+
+/* What a node is, for error messages: "an object", "an array", "a string", ... */
+const char *qmp_json_describe (JsonNode *node);
+
 /* Parses one line (without its "\r\n").  Fails with QMP_ERROR_PROTOCOL on invalid UTF-8
  * (including NUL bytes), invalid JSON, a non-object or an object of unknown shape. */
 QmpMessage *qmp_message_parse (const char *line, gsize length, GError **error);

@@ -545,8 +545,8 @@ test_malformed (Fixture *fixture, gconstpointer test_data G_GNUC_UNUSED)
       "{\"error\":{\"class\":\"InvalidArgument\",\"desc\":\"bad request: a string, not a JSON object\"}}" },
     { "null\n", "{\"error\":{\"class\":\"InvalidArgument\",\"desc\":\"bad request: null, not a JSON object\"}}" },
     { "{\"execute\":\"echo\",\"id\":1}{\"execute\":\"echo\",\"id\":2}\n",
-      "{\"error\":{\"class\":\"InvalidArgument\",\"desc\":\"bad request: more than one JSON value on the "
-      "line\"}}" },
+      "{\"error\":{\"class\":\"InvalidArgument\",\"desc\":\"bad request: invalid JSON: more than one "
+      "value on the line\"}}" },
     { "{\"execute\":\"\xff\"}\n",
       "{\"error\":{\"class\":\"InvalidArgument\",\"desc\":\"bad request: invalid UTF-8 at byte 12\"}}" },
     { "{\"arguments\":{},\"id\":5}\n",
