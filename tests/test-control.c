@@ -1150,7 +1150,7 @@ require_root (void)
 {
   if (getuid () == 0)
     return TRUE;
-  g_test_skip ("needs root: the test forks a child that setuid()s to 65534 (nobody)");
+  test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "needs root: the test forks a child that setuid()s to 65534 (nobody)");
   return FALSE;
 }
 
@@ -1191,7 +1191,7 @@ test_peer_read_only (Fixture *fixture, gconstpointer test_data G_GNUC_UNUSED)
     return;
   if (nogroup == NULL)
     {
-      g_test_skip ("no group '" NOGROUP_NAME "' on this host");
+      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no group '" NOGROUP_NAME "' on this host");
       return;
     }
   primaries[0] = nogroup->gr_gid;

@@ -1703,7 +1703,7 @@ run_daemon_test (gconstpointer data)
     return;
   if (t->needs_root && geteuid () != 0)
     {
-      g_test_skip ("needs root: runs vmherd as uid 65534");
+      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "needs root: runs vmherd as uid 65534");
       return;
     }
   folder = test_folder (getpid ());
