@@ -189,6 +189,59 @@ print_member (JsonObject *o G_GNUC_UNUSED, const char *key, JsonNode *value,
     printf ("%-15s -\n", key);
 }
 
+/* One line per [health] probe: state, failures in a row, last check, latency, error. */
+static void
+print_probes (JsonArray *probes)
+{
+  printf ("probes\n");
+  for (guint i = 0; i < json_array_get_length (probes); i++)
+    {
+      JsonObject *p = json_array_get_object_element (probes, i);
+      const char *when = json_object_get_string_member_with_default (p, "last-time", NULL);
+      const char *error = json_object_get_string_member_with_default (p, "last-error", NULL);
+      g_autofree char *latency = json_object_get_null_member (p, "latency-ms")
+        ? g_strdup ("-")
+        : g_strdup_printf ("%.1fms", json_object_get_double_member (p, "latency-ms"));
+
+      printf ("  %-8s failures %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  last %s  latency %s  %s%s%s%s\n",
+              json_object_get_string_member (p, "state"),
+              json_object_get_int_member (p, "failures"),
+              json_object_get_int_member (p, "failures-before-action"), when ? when : "-",
+              latency, json_object_get_string_member (p, "spec"),
+              error ? " (" : "", error ? error : "", error ? ")" : "");
+    }
+}
+
+/* The guest's watchdog (one line) and its latest panic with the serial log's tail. */
+static void
+print_guest_health (JsonObject *o)
+{
+  JsonObject *w = json_object_has_member (o, "watchdog")
+                  ? json_object_get_object_member (o, "watchdog") : NULL;
+  JsonObject *p = json_object_has_member (o, "last-panic")
+                  ? json_object_get_object_member (o, "last-panic") : NULL;
+
+  if (w != NULL && json_object_get_int_member_with_default (w, "fired", 0) > 0)
+    printf ("%-15s %s, fired %" G_GINT64_FORMAT " times, last %s (action %s)\n", "watchdog",
+            json_object_get_string_member_with_default (w, "action", "?"),
+            json_object_get_int_member (w, "fired"),
+            json_object_get_string_member_with_default (w, "last", "?"),
+            json_object_get_string_member_with_default (w, "last-action", "?"));
+  else if (w != NULL)
+    printf ("%-15s %s, never fired\n", "watchdog",
+            json_object_get_string_member_with_default (w, "action", "?"));
+  if (p != NULL)
+    {
+      g_auto(GStrv) lines = g_strsplit (json_object_get_string_member_with_default (p, "serial-tail", ""),
+                                        "\n", -1);
+      printf ("%-15s %s (panic = %s); the serial log before it:\n", "last-panic",
+              json_object_get_string_member_with_default (p, "time", "?"),
+              json_object_get_string_member_with_default (p, "action", "?"));
+      for (char **l = lines; *l != NULL; l++)
+        printf ("  %s\n", *l);
+    }
+}
+
 int
 ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
 {
@@ -227,6 +280,10 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
         if (**l != '\0')
           printf ("  %s\n", *l);
     }
+  if (json_object_has_member (o, "probes")
+      && json_array_get_length (json_object_get_array_member (o, "probes")) > 0)
+    print_probes (json_object_get_array_member (o, "probes"));
+  print_guest_health (o);
   if (json_object_has_member (o, "history"))
     {
       JsonArray *h = json_object_get_array_member (o, "history");

@@ -202,7 +202,22 @@ on_vm_qmp_event (Vm *vm, const QmpMessage *event, gpointer data)
   control_server_broadcast_event (daemon->control, "QMP", d);
 }
 
-const VmObserver daemon_vm_observer = { on_vm_state_changed, on_vm_qmp_event };
+/* The guest's watchdog fired or it panicked: "WATCHDOG", "PANIC" for `vmherd events`. */
+static void
+on_vm_guest_event (Vm *vm, const char *event, JsonObject *data, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+
+  json_object_set_string_member (data, "vm", vm_get_name (vm));
+  if (daemon->control != NULL)
+    control_server_broadcast_event (daemon->control, event, data);
+}
+
+const VmObserver daemon_vm_observer = {
+  .state_changed = on_vm_state_changed,
+  .qmp_event = on_vm_qmp_event,
+  .guest_event = on_vm_guest_event,
+};
 
 Daemon *
 daemon_new (const DaemonOptions *options, GError **error)

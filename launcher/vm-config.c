@@ -87,7 +87,7 @@ static const ConfigKey health_keys[] = {
   K ("agent-interval", KEY_DURATION, VmHealth, agent_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 10s"),
   K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
-  K ("probe", KEY_LIST, VmHealth, probes, 0, 0, NULL, FALSE, NULL),
+  K ("probe", KEY_LIST, VmHealth, probe_texts, 0, 0, NULL, FALSE, NULL),
   { 0 },
 };
 
@@ -143,6 +143,7 @@ vm_config_free (VmConfig *config)
         config_key_clear (k, config);
   for (const ConfigKey *k = health_keys; k->name != NULL; k++)
     config_key_clear (k, &config->health);
+  g_ptr_array_unref (config->health.probes);
   g_ptr_array_unref (config->disks);
   g_ptr_array_unref (config->nics);
   config_section_clear (&config->vm);
@@ -349,6 +350,16 @@ set_key (ParseState *st, int line, const char *section, const char *key, const c
     return;                     /* the section header was reported already */
   config_section_set_key (st->current, st->keys, st->target, section, key, value, st->base_dir,
                           st->errors, st->file, line);
+  if (st->target == &st->config->health && strcmp (key, "probe") == 0)
+    {
+      g_autofree char *problem = NULL;
+      VmProbe *probe = vm_probe_parse (value, st->config->name, &problem);
+
+      if (probe != NULL)
+        g_ptr_array_add (st->config->health.probes, probe);
+      else
+        config_errors_add (st->errors, st->file, line, "probe: %s", problem);
+    }
 }
 
 static void
@@ -446,6 +457,7 @@ vm_config_new (const char *name, const char *path)
   c->health.agent_interval_ms = 10000;
   c->health.agent_timeout_ms = 5000;
   c->health.agent_failures = 3;
+  c->health.probes = g_ptr_array_new_with_free_func ((GDestroyNotify) vm_probe_free);
   return c;
 }
 

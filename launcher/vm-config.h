@@ -56,6 +56,33 @@ extern const char *const vm_nic_models[];   /* "virtio", "e1000", ... */
 /* QEMU device for a model: virtio -> virtio-net-pci. */
 const char *vm_nic_model_device (int model);
 
+/* One service probe of [health]: probe = SPEC [interval=10s] [timeout=2s] [failures=3]
+ * [grace=60s] [action=restart|report]; parsed by vm-probe-spec.c, run by vm-probe.c. */
+typedef enum { VM_PROBE_TCP, VM_PROBE_UDP, VM_PROBE_EXEC } VmProbeKind;
+typedef enum { VM_PROBE_ACTION_RESTART, VM_PROBE_ACTION_REPORT } VmProbeAction;
+
+const char *vm_probe_kind_to_string (VmProbeKind kind);
+const char *vm_probe_action_to_string (VmProbeAction action);
+
+typedef struct
+{
+  char *spec;                   /* "tcp:10.0.0.2:5000", as written (%n not replaced) */
+  VmProbeKind kind;
+  char *host;                   /* tcp, udp: an IP address */
+  guint16 port;                 /* tcp, udp */
+  GBytes *payload;              /* udp: the datagram sent */
+  char **argv;                  /* exec: the command, split, %n replaced */
+  gint64 interval_ms, timeout_ms, failures, grace_ms;
+  int action;                   /* VmProbeAction */
+} VmProbe;
+
+void vm_probe_free (VmProbe *probe);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmProbe, vm_probe_free)
+VmProbe *vm_probe_copy (const VmProbe *probe);
+/* Parses the value of a probe line for the VM vm_name; NULL with out_problem set (a
+ * phrase for "FILE:LINE: probe: PROBLEM") when it is wrong. */
+VmProbe *vm_probe_parse (const char *text, const char *vm_name, char **out_problem);
+
 typedef struct
 {
   ConfigSection section;
@@ -64,7 +91,8 @@ typedef struct
   int panic;                    /* VmPanicAction */
   gboolean guest_agent;
   gint64 agent_interval_ms, agent_timeout_ms, agent_failures;
-  GPtrArray *probes;            /* raw probe specs, refined by the health checks */
+  GPtrArray *probe_texts;       /* each probe = line as written (char *) */
+  GPtrArray *probes;            /* VmProbe, parsed from probe_texts */
 } VmHealth;
 
 typedef struct

@@ -25,6 +25,8 @@ health_text (Vm *vm)
     return "-";
   if (vm->health_misses > 0)
     return "qmp-missed";
+  if (vm_probes_failing (vm))
+    return "probe-failing";
   return vm->health_last_ok ? "ok" : "pending";
 }
 
@@ -153,11 +155,13 @@ describe_full (Vm *vm, JsonObject *o)
   set_string_or_null (o, "exit-status", vm->exit_status);
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
   json_object_set_int_member (o, "health-checks", (gint64) vm->health_answers);
+  vm_guest_health_describe (vm, o);
   if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
     {
       g_autofree char *tail = qemu_stderr_tail (vm);
       json_object_set_string_member (o, "qemu-stderr", tail);
     }
+  json_object_set_array_member (o, "probes", vm_probes_describe (vm));
   json_object_set_array_member (o, "history", history_array (vm));
   json_object_set_array_member (o, "nics", vm_net_describe (vm));
   if (vm->inst != NULL)

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "launcher/qemu-spawn.h"
+#include "launcher/vm-guest-health.h"
 #include "launcher/vm.h"
 #include "net/net.h"
 
@@ -66,6 +67,10 @@ struct _Vm
   gint64 health_last_ok;        /* real time, us */
   guint64 health_answers;       /* query-status answered, since the daemon started */
   char *run_status;             /* QEMU's query-status answer */
+  VmGuestHealth guest;          /* watchdog, panics, unrequested run states */
+
+  GPtrArray *probes;            /* VmProbeRun of the current or last run (vm-probe.c) */
+  char *probe_failure;          /* why a probe sent VM_EVENT_PROBE_FAILED */
 
   guint backoff_timer;
   gint64 backoff_ms;
@@ -104,3 +109,9 @@ void vm_qemu_signal (Vm *vm, int signo);
 void vm_qemu_command (Vm *vm, const char *command);
 void vm_qemu_release (Vm *vm);    /* drop QMP, watches, timers of the run */
 void vm_health_start (Vm *vm);
+
+/* vm-probe.c: the [health] probes, run while the VM is running. */
+void vm_probes_state_changed (Vm *vm, VmState old_state);
+void vm_probes_free (Vm *vm);
+gboolean vm_probes_failing (Vm *vm);
+JsonArray *vm_probes_describe (Vm *vm);

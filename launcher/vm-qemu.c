@@ -84,6 +84,7 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
 
   if (vm->observer->qmp_event != NULL)
     vm->observer->qmp_event (vm, event, vm->observer_data);
+  vm_guest_health_qmp_event (vm, event);
   if (strcmp (event->event, "SHUTDOWN") == 0)
     {
       JsonObject *d = event->data;
@@ -257,6 +258,8 @@ on_health_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer d
       vm->health_misses = 0;
       vm->health_last_ok = g_get_real_time ();
       vm->health_answers++;
+      vm_guest_health_run_status (vm, json_object_get_string_member_with_default (
+          json_node_get_object (reply), "status", "?"));
       g_free (vm->run_status);
       vm->run_status = g_strdup (json_object_get_string_member_with_default (
           json_node_get_object (reply), "status", "?"));

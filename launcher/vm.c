@@ -12,7 +12,8 @@ static const char *const state_names[] = {
 };
 static const char *const event_names[] = {
   "start", "qmp-ready", "start-failed", "exited", "shutdown", "health-timeout", "stop",
-  "stop-step-timeout", "backoff-done", "paused", "resumed",
+  "stop-step-timeout", "backoff-done", "paused", "resumed", "probe-failed",
+  "guest-failed",
 };
 static const char *const step_names[] = { "none", "powerdown", "quit", "term", "kill" };
 
@@ -56,6 +57,7 @@ vm_set_state (Vm *vm, VmState state, const char *format, ...)
     }
   vm->state = state;
   vm_log (vm, "%s -> %s: %s", state_names[old], state_names[state], entry->reason);
+  vm_probes_state_changed (vm, old);
   if (vm->observer->state_changed != NULL)
     vm->observer->state_changed (vm, old, entry->reason, vm->observer_data);
 }
@@ -107,6 +109,8 @@ vm_free (Vm *vm)
   g_free (vm->failing);
   g_free (vm->last_failure);
   g_free (vm->run_status);
+  vm_guest_health_clear (&vm->guest);
+  vm_probes_free (vm);
   g_free (vm);
 }
 
@@ -434,6 +438,14 @@ vm_handle_event (Vm *vm, VmEvent event)
           begin_stop (vm, VM_STOP_STEP_TERM, vm->failing);
         }
       break;
+    case VM_EVENT_PROBE_FAILED:
+      if (s == VM_STATE_RUNNING && vm->failing == NULL)
+        {
+          /* QEMU answers, the service does not: quit it (no powerdown: the guest is sick). */
+          vm->failing = g_strdup (vm->probe_failure);
+          begin_stop (vm, VM_STOP_STEP_QUIT, vm->failing);
+        }
+      break;
     case VM_EVENT_STOP:
       vm->admin_stop = TRUE;
       if (s == VM_STATE_BACKOFF || s == VM_STATE_FAILED)
@@ -455,7 +467,17 @@ vm_handle_event (Vm *vm, VmEvent event)
       break;
     case VM_EVENT_PAUSED:
       if (s == VM_STATE_RUNNING)
-        vm_set_state (vm, VM_STATE_PAUSED, "vCPUs stopped (QMP STOP)");
+        {
+          g_autofree char *why = vm_guest_health_take_pause_reason (vm);
+          vm_set_state (vm, VM_STATE_PAUSED, "%s", why);
+        }
+      break;
+    case VM_EVENT_GUEST_FAILED:
+      if ((s == VM_STATE_RUNNING || s == VM_STATE_PAUSED) && vm->failing == NULL)
+        {
+          vm->failing = g_strdup (vm->guest.failure);
+          begin_stop (vm, VM_STOP_STEP_QUIT, vm->failing);
+        }
       break;
     case VM_EVENT_RESUMED:
       if (s == VM_STATE_PAUSED)

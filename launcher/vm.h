@@ -38,6 +38,8 @@ typedef enum
   VM_EVENT_BACKOFF_DONE,        /* the restart delay is over */
   VM_EVENT_PAUSED,              /* QEMU reported STOP (vCPUs stopped) */
   VM_EVENT_RESUMED,             /* QEMU reported RESUME */
+  VM_EVENT_PROBE_FAILED,        /* a probe with action=restart failed too often */
+  VM_EVENT_GUEST_FAILED,        /* panic, watchdog poweroff, internal-error: vm->guest.failure */
 } VmEvent;
 
 typedef enum
@@ -61,6 +63,9 @@ typedef struct
   void (*state_changed) (Vm *vm, VmState old_state, const char *reason, gpointer user_data);
   /* A QMP event of the guest, forwarded to `vmherd events` listeners. */
   void (*qmp_event) (Vm *vm, const QmpMessage *event, gpointer user_data);
+  /* The guest's health devices spoke (event "WATCHDOG", "PANIC"; data has a "reason"), or
+   * a [health] probe became ok or failing ("PROBE": "probe", "state", "reason"). */
+  void (*guest_event) (Vm *vm, const char *event, JsonObject *data, gpointer user_data);
 } VmObserver;
 
 /* A VM defined by config (taken).  host, caps and observer must outlive it. */
