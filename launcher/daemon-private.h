@@ -9,6 +9,7 @@
 #include "launcher/vm.h"
 
 typedef struct _DaemonConsole DaemonConsole;
+typedef struct _DaemonMetrics DaemonMetrics;
 
 struct _Daemon
 {
@@ -30,6 +31,7 @@ struct _Daemon
   gboolean ready_notified;
 
   GPtrArray *waiters;           /* DaemonWaiter: requests answered on a state change */
+  DaemonMetrics *metrics;       /* NULL: no metrics-listen, or it could not listen */
   NetLink *netlink;             /* NULL when not root: guests with NICs cannot start */
   GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
   gboolean notifying, notify_again;
@@ -66,6 +68,11 @@ void daemon_answer_no_vm (Daemon *daemon, ControlRequest *request, const char *n
 void daemon_net_open (Daemon *daemon);
 void daemon_net_refresh (Daemon *daemon);
 void daemon_net_close (Daemon *daemon);
+
+/* daemon-metrics.c: GET /metrics on metrics-listen (Prometheus text format).  A failure
+ * to listen is logged and the daemon runs on without metrics. */
+void daemon_metrics_open (Daemon *daemon);
+void daemon_metrics_free (DaemonMetrics *metrics);
 
 /* daemon-console.c: `console`, the serial console spliced through the daemon. */
 void daemon_cmd_console (Daemon *daemon, ControlRequest *request, JsonObject *args);

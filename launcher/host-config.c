@@ -19,6 +19,7 @@ static const ConfigKey daemon_keys[] = {
   K ("control-socket", KEY_PATH, HostConfig, control_socket, 0, 0, NULL, FALSE, NULL),
   K ("control-group", KEY_STRING, HostConfig, control_group, 0, 0, NULL, FALSE, "vmherd"),
   K ("parallel-starts", KEY_INT, HostConfig, parallel_starts, 1, 64, NULL, FALSE, "a number from 1 to 64"),
+  K ("metrics-listen", KEY_STRING, HostConfig, metrics_listen, 0, 0, NULL, FALSE, "127.0.0.1:9177"),
   { 0 },
 };
 
@@ -60,6 +61,40 @@ host_ifname_is_valid (const char *name)
 
   return len > 0 && len < 16 && strcmp (name, ".") != 0 && strcmp (name, "..") != 0
          && strpbrk (name, "/: \t") == NULL;
+}
+
+gboolean
+host_listen_parse (const char *text, char **out_address, guint16 *out_port)
+{
+  const char *colon = strrchr (text, ':');
+  g_autofree char *address = NULL;
+  guint64 port;
+  char *end;
+
+  if (colon == NULL || colon == text || !g_ascii_isdigit (colon[1]))
+    return FALSE;
+  port = g_ascii_strtoull (colon + 1, &end, 10);
+  if (*end != '\0' || port < 1 || port > 65535)
+    return FALSE;
+  if (text[0] == '[')
+    {
+      if (colon[-1] != ']')
+        return FALSE;
+      address = g_strndup (text + 1, (gsize) (colon - text - 2));
+      if (strchr (address, ':') == NULL)
+        return FALSE;
+    }
+  else
+    {
+      address = g_strndup (text, (gsize) (colon - text));
+      if (strchr (address, ':') != NULL)   /* IPv6 goes in brackets */
+        return FALSE;
+    }
+  if (!g_hostname_is_ip_address (address))
+    return FALSE;
+  *out_address = g_steal_pointer (&address);
+  *out_port = (guint16) port;
+  return TRUE;
 }
 
 const HostBridge *
@@ -177,6 +212,19 @@ apply_defaults (HostConfig *c)
 }
 
 static void
+check_daemon (HostParse *hp)
+{
+  const char *listen = hp->config->metrics_listen;
+  g_autofree char *address = NULL;
+  guint16 port;
+
+  if (listen != NULL && !host_listen_parse (listen, &address, &port))
+    config_errors_add (hp->errors, hp->file,
+                       config_section_key_line (&hp->config->daemon, "metrics-listen"),
+                       "metrics-listen: \"%s\" is not ADDR:PORT (e.g. 127.0.0.1:9177)", listen);
+}
+
+static void
 check_bridges (HostParse *hp)
 {
   for (guint i = 0; i < hp->config->bridges->len; i++)
@@ -212,6 +260,7 @@ host_config_load (const char *path, ConfigErrors *errors)
       hp.file = path;
       hp.base_dir = config_dir_of (path);
       config_ini_parse (path, on_ini_item, &hp, errors);
+      check_daemon (&hp);
       check_bridges (&hp);
       g_free (hp.base_dir);
       if (config->daemon.key_lines == NULL)

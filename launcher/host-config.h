@@ -30,6 +30,7 @@ typedef struct
   char *control_socket;
   char *control_group;
   gint64 parallel_starts;
+  char *metrics_listen;         /* "ADDR:PORT" of the Prometheus endpoint, NULL: off */
   GPtrArray *bridges;           /* HostBridge */
 } HostConfig;
 
@@ -42,6 +43,10 @@ HostConfig *host_config_load (const char *path, ConfigErrors *errors);
 
 /* The bridge declared as name, or NULL. */
 const HostBridge *host_config_find_bridge (const HostConfig *config, const char *name);
+
+/* Splits "127.0.0.1:9177" or "[::1]:9177" into an IP address literal and a port
+ * (1..65535); FALSE, touching nothing, when text is not that. */
+gboolean host_listen_parse (const char *text, char **out_address, guint16 *out_port);
 
 /* TRUE when name can be a Linux interface name (1..15 characters, no '/', ':' or space). */
 gboolean host_ifname_is_valid (const char *name);

@@ -216,12 +216,52 @@ test_host_config_errors (void)
                    "2: qemu-user: empty value (use e.g. vmherd-qemu)\n"
                    "3: frob: unknown key in [daemon] (known: vm-dir, run-dir, state-dir, log-dir, "
                    "qemu, qemu-img, qemu-user, qemu-group, control-socket, control-group, "
-                   "parallel-starts)\n"
+                   "parallel-starts, metrics-listen)\n"
                    "4: [bridge this-name-is-too-long]: not an interface name (1 to 15 characters, "
                    "no '/', ':' or spaces; e.g. [bridge br0])\n"
                    "6: mtu: 10 is out of range (use a number from 68 to 65535)\n"
                    "7: uplink: \"a/b\" is not an interface name (e.g. eth0 or bond0)\n"
                    "8: unknown section [peers] (known: [daemon], [bridge NAME])\n");
+}
+
+/* metrics-listen: an IP literal (IPv6 in brackets) and a port, else a file:line error. */
+static void
+test_host_metrics_listen (void)
+{
+  static const char *const good[] = { "127.0.0.1:9177", "0.0.0.0:1", "[::1]:9177", "[::]:65535" };
+  static const char *const bad[] = { "x", "localhost:9177", "127.0.0.1", "127.0.0.1:0",
+                                     "127.0.0.1:65536", "::1:9177", "[::1]9177", "[1.2.3.4]:80",
+                                     "127.0.0.1:91x", ":9177" };
+  g_autofree char *dir = test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "vmherd.conf", NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autofree char *extra = g_strdup_printf ("metrics-listen = %s\n", good[i]);
+      g_autoptr(HostConfig) host = host_for (dir, extra);
+      g_assert_cmpstr (host->metrics_listen, ==, good[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(ConfigErrors) errors = config_errors_new ();
+      g_autofree char *text = g_strdup_printf ("[daemon]\nqemu-user = nobody\nmetrics-listen = %s\n",
+                                               bad[i]);
+      g_autofree char *expected = g_strdup_printf ("%s:3: metrics-listen: \"%s\" is not ADDR:PORT "
+                                                   "(e.g. 127.0.0.1:9177)", path, bad[i]);
+      g_autofree char *got = NULL;
+      g_autoptr(HostConfig) host = NULL;
+
+      test_write_file (path, text);
+      host = host_config_load (path, errors);
+      g_assert_null (host);
+      g_assert_cmpuint (errors->len, ==, 1);
+      got = config_error_format (errors->pdata[0]);
+      g_assert_cmpstr (got, ==, expected);
+    }
+  {
+    g_autoptr(HostConfig) host = host_for (dir, "");
+    g_assert_null (host->metrics_listen);   /* off by default */
+  }
 }
 
 static void
@@ -348,6 +388,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/host", test_host_config);
   g_test_add_func ("/config/host-errors", test_host_config_errors);
   g_test_add_func ("/config/host-missing", test_missing_host_config);
+  g_test_add_func ("/config/host-metrics-listen", test_host_metrics_listen);
   g_test_add_func ("/check/host", test_host_checks);
   g_test_add_func ("/check/duplicate-mac", test_duplicate_mac_across_files);
   g_test_add_func ("/check/images", test_shared_image_and_written_base);
