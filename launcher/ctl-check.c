@@ -7,6 +7,7 @@
 #include "launcher/qemu-argv.h"
 #include "launcher/qemu-probe.h"
 #include "launcher/vm-check.h"
+#include "launcher/vm-snapshot.h"
 
 int
 ctl_cmd_check (CtlContext *ctx, int argc, char **argv)
@@ -65,6 +66,8 @@ ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv)
   g_autoptr(VmConfig) vm = NULL;
   g_autoptr(QemuProbe) probe = NULL;
   g_autoptr(QemuCmdline) cmdline = NULL;
+  g_autoptr(VmSnapshots) snapshots = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
 
   if (argc != 2)
@@ -78,6 +81,11 @@ ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv)
   vm = ctl_load_vm (host, argv[1]);
   if (vm == NULL)
     return CTL_EXIT_FAILED;
+  /* The disks' snapshot layers are what QEMU opens: the same record a start applies. */
+  snapshots = vm_snapshots_load (host, vm->name, &error);
+  if (snapshots == NULL || !vm_snapshots_apply (snapshots, vm, &error))
+    fprintf (stderr, "warning: %s (the command line below has no snapshot layers)\n",
+             error->message);
   probe = vm_check_probe (host, vm->machine == NULL);
   if (probe == NULL && vm->machine == NULL)
     return CTL_EXIT_FAILED;
