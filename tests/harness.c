@@ -37,14 +37,12 @@ host_stop (gpointer data)
   g_free (h);
 }
 
-/* A host with the VM files given as name, text, ..., NULL; vmherdd started and ready. */
 Host *
-host_start_with (const char *extra_host_config, const char *first_name, ...)
+host_new (const char *extra_host_config)
 {
   Host *h = g_new0 (Host, 1);
   g_autofree char *vms = NULL;
-  const char *name;
-  va_list ap;
+  g_autofree char *text = NULL;
 
   h->dir = test_tmpdir ();
   g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);   /* QEMU runs as nobody */
@@ -53,20 +51,34 @@ host_start_with (const char *extra_host_config, const char *first_name, ...)
   h->pidfile = g_build_filename (h->dir, "vmherdd.pid", NULL);
   vms = g_build_filename (h->dir, "vms.d", NULL);
   g_mkdir (vms, 0755);
-  {
-    g_autofree char *text = g_strdup_printf ("[daemon]\nvm-dir = vms.d\nrun-dir = run\n"
-                                             "state-dir = state\nlog-dir = log\nqemu-user = nobody\n%s",
-                                             extra_host_config ? extra_host_config : "");
-    test_write_file (h->config, text);
-  }
+  text = g_strdup_printf ("[daemon]\nvm-dir = vms.d\nrun-dir = run\nstate-dir = state\n"
+                          "log-dir = log\nqemu-user = nobody\n%s",
+                          extra_host_config ? extra_host_config : "");
+  test_write_file (h->config, text);
+  g_test_queue_destroy (host_stop, h);
+  return h;
+}
+
+void
+host_add_vm (Host *h, const char *name, const char *text)
+{
+  g_autofree char *file = g_strdup_printf ("%s/vms.d/%s.conf", h->dir, name);
+
+  test_write_file (file, text);
+}
+
+/* A host with the VM files given as name, text, ..., NULL; vmherdd started and ready. */
+Host *
+host_start_with (const char *extra_host_config, const char *first_name, ...)
+{
+  Host *h = host_new (extra_host_config);
+  const char *name;
+  va_list ap;
+
   va_start (ap, first_name);
   for (name = first_name; name != NULL; name = va_arg (ap, const char *))
-    {
-      g_autofree char *file = g_strdup_printf ("%s/%s.conf", vms, name);
-      test_write_file (file, va_arg (ap, const char *));
-    }
+    host_add_vm (h, name, va_arg (ap, const char *));
   va_end (ap);
-  g_test_queue_destroy (host_stop, h);
   host_restart_daemon (h);
   return h;
 }

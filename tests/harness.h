@@ -9,6 +9,13 @@ typedef struct
   char *dir, *config, *socket, *pidfile;
 } Host;
 
+/* A host folder (0755, QEMU runs as nobody) with vmherd.conf (extra_host_config appended,
+ * nullable) and an empty vms.d; nothing started.  Everything it starts is killed when
+ * the test ends. */
+Host *host_new (const char *extra_host_config);
+/* Writes vms.d/NAME.conf. */
+void host_add_vm (Host *h, const char *name, const char *text);
+
 /* A host with the VM files given as name, text, ..., NULL (extra_host_config appended to
  * vmherd.conf, nullable); vmherdd started (it returns once its control socket listens). */
 Host *host_start_with (const char *extra_host_config, const char *first_name, ...) G_GNUC_NULL_TERMINATED;

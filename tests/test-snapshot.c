@@ -14,41 +14,10 @@
 #include "launcher/control-proto.h"
 #include "launcher/qemu-argv.h"
 #include "launcher/vm-snapshot.h"
+#include "tests/harness.h"
 #include "tests/test-util.h"
 
 /* ---- a host with vmherdd (as in test-console.c) ---- */
-
-typedef struct
-{
-  char *dir, *config, *socket, *pidfile;
-} Host;
-
-static void
-host_stop (gpointer data)
-{
-  Host *h = data;
-  g_autofree char *pid_text = NULL;
-  g_autoptr(GDir) d = NULL;
-  g_autofree char *vmdir = g_build_filename (h->dir, "run", "vm", NULL);
-  const char *name;
-
-  if (g_file_get_contents (h->pidfile, &pid_text, NULL, NULL))
-    kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL);
-  /* Guests outlive the daemon: end them by their pid files. */
-  d = g_dir_open (vmdir, 0, NULL);
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *pidfile = g_build_filename (vmdir, name, "pid", NULL);
-      g_autofree char *text = NULL;
-      if (g_file_get_contents (pidfile, &text, NULL, NULL))
-        kill ((pid_t) g_ascii_strtoll (text, NULL, 10), SIGKILL);
-    }
-  g_free (h->dir);
-  g_free (h->config);
-  g_free (h->socket);
-  g_free (h->pidfile);
-  g_free (h);
-}
 
 static void make_image (const char *dir, const char *relative);
 
@@ -56,46 +25,26 @@ static void make_image (const char *dir, const char *relative);
  * else qcow2; owned by nobody, whom QEMU runs as), and the VM files given as name, text,
  * ..., NULL, where "@" in a text stands for the host dir; vmherdd started. */
 static Host *
-host_start (const char *images, const char *first_name, ...)
+host_start_images (const char *images, const char *first_name, ...)
 {
   g_auto(GStrv) image_list = g_strsplit (images, " ", -1);
-  Host *h = g_new0 (Host, 1);
-  g_autofree char *vms = NULL, *img = NULL, *bin = test_build_path ("vmherdd"), *log = NULL;
+  Host *h = host_new (NULL);
+  g_autofree char *img = g_build_filename (h->dir, "img", NULL);
   const char *name;
   va_list ap;
-  TestRun r;
 
-  h->dir = test_tmpdir ();
-  g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);
-  h->config = g_build_filename (h->dir, "vmherd.conf", NULL);
-  h->socket = g_build_filename (h->dir, "run", "control", NULL);
-  h->pidfile = g_build_filename (h->dir, "vmherdd.pid", NULL);
-  log = g_build_filename (h->dir, "vmherdd.log", NULL);
-  vms = g_build_filename (h->dir, "vms.d", NULL);
-  img = g_build_filename (h->dir, "img", NULL);
-  g_mkdir (vms, 0755);
   g_mkdir (img, 0755);
   for (char **i = image_list; *i != NULL; i++)
     make_image (h->dir, *i);
-  test_write_file (h->config, "[daemon]\nvm-dir = vms.d\nrun-dir = run\nstate-dir = state\n"
-                              "log-dir = log\nqemu-user = nobody\n");
   va_start (ap, first_name);
   for (name = first_name; name != NULL; name = va_arg (ap, const char *))
     {
-      g_autofree char *file = g_strdup_printf ("%s/%s.conf", vms, name);
       g_auto(GStrv) parts = g_strsplit (va_arg (ap, const char *), "@", -1);
       g_autofree char *text = g_strjoinv (h->dir, parts);
-      test_write_file (file, text);
+      host_add_vm (h, name, text);
     }
   va_end (ap);
-  g_test_queue_destroy (host_stop, h);
-  {
-    const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
-    r = test_run (argv, NULL);
-  }
-  g_assert_cmpstr (r.err, ==, "");
-  g_assert_cmpint (r.status, ==, 0);
-  test_run_clear (&r);
+  host_restart_daemon (h);
   return h;
 }
 
@@ -407,7 +356,7 @@ runs_with (Host *h, const char *vm, const char *text)
 static void
 test_create_revert_delete (void)
 {
-  Host *h = host_start ("img/data.qcow2 img/scratch.raw", "ioc", two_disk_vm, NULL);
+  Host *h = host_start_images ("img/data.qcow2 img/scratch.raw", "ioc", two_disk_vm, NULL);
   g_autofree char *image = host_path (h, "img/data.qcow2");
   g_autofree char *t1 = host_path (h, "img/data.t1.qcow2");
   g_autofree char *t2 = host_path (h, "img/data.t2.qcow2");
@@ -527,7 +476,7 @@ has_node (Host *h, const char *vm, const char *name)
 static void
 test_create_undone (void)
 {
-  Host *h = host_start ("img/data.qcow2", "ioc", data_vm, NULL);
+  Host *h = host_start_images ("img/data.qcow2", "ioc", data_vm, NULL);
   g_autofree char *image = host_path (h, "img/data.qcow2");
   g_autofree char *t1 = host_path (h, "img/data.t1.qcow2");
   g_autofree char *record = host_path (h, "state/snapshots/ioc.json");
@@ -553,7 +502,7 @@ test_create_undone (void)
 static void
 test_refusals (void)
 {
-  Host *h = host_start ("img/data.qcow2 img/iso.raw", "ioc", data_vm, "ro", "[vm]\nmemory = 64M\n[disk iso]\n"
+  Host *h = host_start_images ("img/data.qcow2 img/iso.raw", "ioc", data_vm, "ro", "[vm]\nmemory = 64M\n[disk iso]\n"
                         "image = @/img/iso.raw\nformat = raw\nread-only = yes\n", NULL);
   TestRun r;
 
@@ -610,7 +559,7 @@ stop_process (gpointer data)
 static void
 test_image_held_by_another_qemu (void)
 {
-  Host *h = host_start ("img/data.qcow2", "ioc", data_vm, NULL);
+  Host *h = host_start_images ("img/data.qcow2", "ioc", data_vm, NULL);
   g_autofree char *image = host_path (h, "img/data.qcow2");
   g_autofree char *file_node = NULL;
   g_autofree char *expected = NULL;
@@ -638,7 +587,7 @@ test_image_held_by_another_qemu (void)
 static void
 test_second_vm_file (void)
 {
-  Host *h = host_start ("img/data.qcow2", "a", data_vm, NULL);
+  Host *h = host_start_images ("img/data.qcow2", "a", data_vm, NULL);
   g_autofree char *image = host_path (h, "img/data.qcow2");
   g_autofree char *b_conf = host_path (h, "vms.d/b.conf");
   g_autofree char *a_conf = host_path (h, "vms.d/a.conf");
@@ -689,7 +638,7 @@ file_sha256 (const char *path)
 static void
 test_overlay_on_first_start (void)
 {
-  Host *h = host_start ("img/base.qcow2", "ioc",
+  Host *h = host_start_images ("img/base.qcow2", "ioc",
                         "[vm]\nmemory = 64M\nrestart = no\n[health]\npanic = none\n"
                         "[disk data]\nimage = @/img/ioc.qcow2\nformat = qcow2\nbase = @/img/base.qcow2\n",
                         NULL);
