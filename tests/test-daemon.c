@@ -75,54 +75,6 @@ test_folder (pid_t runner)
   return g_strdup_printf ("%s/vmherd-daemon-%d-%s", g_get_tmp_dir (), (int) runner, leaf);
 }
 
-static gboolean
-cmdline_mentions (pid_t pid, const char *text)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
-  g_autofree char *cmdline = NULL;
-  gsize length = 0;
-
-  if (!g_file_get_contents (path, &cmdline, &length, NULL))
-    return FALSE;
-  for (gsize i = 0; i + 1 < length; i++)
-    if (cmdline[i] == '\0')
-      cmdline[i] = ' ';
-  return strstr (cmdline, text) != NULL;
-}
-
-/* 'R', 'S', 'T', 'Z', ... from /proc/PID/stat, or 0 when there is no such process. */
-static char
-process_state (pid_t pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
-    return 0;
-  return paren[2];
-}
-
-static gboolean
-process_alive (pid_t pid)
-{
-  char state = process_state (pid);
-
-  return state != 0 && state != 'Z' && state != 'X';
-}
-
-static pid_t
-process_parent (pid_t pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
-    return 0;
-  return (pid_t) g_ascii_strtoll (paren + 4, NULL, 10);
-}
-
 /* Waits (on a pidfd) until pid has exited; FALSE when it has not within timeout_ms. */
 static gboolean
 pidfd_wait_exit (int pidfd, int timeout_ms)
@@ -157,7 +109,7 @@ kill_everything_in (const char *folder)
       pidfd = (int) syscall (SYS_pidfd_open, (pid_t) pid, 0);
       if (pidfd < 0)
         continue;
-      if (!cmdline_mentions ((pid_t) pid, folder))
+      if (!test_cmdline_mentions ((pid_t) pid, folder))
         {
           close (pidfd);
           continue;
@@ -178,7 +130,7 @@ kill_everything_in (const char *folder)
       guint64 pid;
 
       if (g_ascii_string_to_unsigned (name, 10, 2, G_MAXINT, &pid, NULL)
-          && process_parent ((pid_t) pid) == getpid () && process_state ((pid_t) pid) == 'Z')
+          && test_process_parent ((pid_t) pid) == getpid () && test_process_state ((pid_t) pid) == 'Z')
         waitpid ((pid_t) pid, NULL, WNOHANG);
     }
 }
@@ -274,7 +226,7 @@ live_guests (Fixture *f)
       if (!g_file_get_contents (path, &text, NULL, NULL))
         continue;
       pid = (pid_t) g_ascii_strtoll (text, NULL, 10);
-      if (pid > 0 && process_alive (pid))
+      if (pid > 0 && test_process_alive (pid))
         g_array_append_val (pids, pid);
     }
   return pids;
@@ -290,7 +242,7 @@ fixture_finish (Fixture *f)
       g_autoptr(GArray) guests = NULL;
       g_autoptr(GError) error = NULL;
 
-      g_assert_true (process_alive (daemon_pid (f)));
+      g_assert_true (test_process_alive (daemon_pid (f)));
       guests = live_guests (f);
       g_subprocess_send_signal (f->daemon, SIGTERM);
       g_subprocess_wait (f->daemon, NULL, &error);
@@ -298,7 +250,7 @@ fixture_finish (Fixture *f)
       g_assert_true (g_subprocess_get_if_exited (f->daemon));
       g_assert_cmpint (g_subprocess_get_exit_status (f->daemon), ==, 0);
       for (guint i = 0; i < guests->len; i++)
-        g_assert_true (process_alive (g_array_index (guests, pid_t, i)));
+        g_assert_true (test_process_alive (g_array_index (guests, pid_t, i)));
     }
   g_clear_pointer (&f->ctl, control_client_free);
   g_clear_pointer (&f->events, control_client_free);
@@ -865,8 +817,8 @@ test_stop_ladder_and_cli (Fixture *f)
   i = wait_state_event (f, m, "alpha", "running");
   g_assert_cmpstr (state_seq (f, "alpha", m, i), ==, "starting running");
   pid = vm_pid (f, "alpha");
-  g_assert_true (process_alive (pid));
-  g_assert_true (cmdline_mentions (pid, "guest=alpha,debug-threads=on"));
+  g_assert_true (test_process_alive (pid));
+  g_assert_true (test_cmdline_mentions (pid, "guest=alpha,debug-threads=on"));
   expected = g_strdup_printf ("QMP ready, guest running (pid %d)", (int) pid);
   g_assert_cmpstr (reason_at (f, i), ==, expected);
 
@@ -938,7 +890,7 @@ test_stop_ladder_and_cli (Fixture *f)
   expected = g_strdup_printf ("cannot reach vmherdd at %s/run/no-daemon-here: No such file or directory "
                               "(is vmherdd running?)\n", f->dir);
   g_assert_cmpstr (err, ==, expected);
-  g_assert_true (process_alive (pid));
+  g_assert_true (test_process_alive (pid));
 
   /* The ladder: powerdown (ignored by the BIOS) for 1 s instead of the file's 30 s, then quit. */
   m = f->log->len;
@@ -952,7 +904,7 @@ test_stop_ladder_and_cli (Fixture *f)
   g_assert_nonnull (strstr (log_text, " vmherd: stop: powerdown (next step in 1000 ms)\n"));
   g_assert_nonnull (strstr (log_text, " vmherd: stop: quit (next step in 5000 ms)\n"));
   g_assert_null (strstr (log_text, " vmherd: stop: term"));
-  g_assert_false (process_alive (pid));
+  g_assert_false (test_process_alive (pid));
 
   st = status (f, "alpha");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "stopped");
@@ -987,7 +939,7 @@ test_qemu_killed (Fixture *f)
                    "QEMU was killed by signal 9 (Killed) unexpectedly; restarting with a backoff of 1000 ms from its last start (attempt 1 of 3)");
   pid2 = vm_pid (f, "k");
   g_assert_cmpint (pid2, !=, pid1);
-  g_assert_true (process_alive (pid2));
+  g_assert_true (test_process_alive (pid2));
 
   m = f->log->len;
   g_assert_cmpint (kill (pid2, SIGKILL), ==, 0);
@@ -996,7 +948,7 @@ test_qemu_killed (Fixture *f)
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "k", "backoff")), ==,
                    "QEMU was killed by signal 9 (Killed) unexpectedly; restarting with a backoff of 2000 ms from its last start (attempt 2 of 3)");
   pid3 = vm_pid (f, "k");
-  g_assert_true (process_alive (pid3));
+  g_assert_true (test_process_alive (pid3));
   g_assert_cmpint (pid3, !=, pid2);
 
   st = status (f, "k");
@@ -1087,8 +1039,8 @@ test_qemu_wedged (Fixture *f)
                    "restarting with a backoff of 1000 ms from its last start (attempt 1 of 5)");
   pid2 = vm_pid (f, "wedge");
   g_assert_cmpint (pid2, !=, pid1);
-  g_assert_false (process_alive (pid1));
-  g_assert_true (process_alive (pid2));
+  g_assert_false (test_process_alive (pid1));
+  g_assert_true (test_process_alive (pid2));
   log_text = test_read_file (log_path);
   g_assert_nonnull (strstr (log_text, " vmherd: stop: term (next step in 500 ms)\n"));
   g_assert_nonnull (strstr (log_text, " vmherd: stop: kill (next step in 10000 ms)\n"));
@@ -1115,7 +1067,7 @@ test_daemon_killed (Fixture *f)
 
   daemon_kill (f);
   for (guint n = 0; n < G_N_ELEMENTS (names); n++)
-    g_assert_true (process_alive (pids[n]));
+    g_assert_true (test_process_alive (pids[n]));
 
   daemon_start (f);
   for (guint n = 0; n < G_N_ELEMENTS (names); n++)
@@ -1134,7 +1086,7 @@ test_daemon_killed (Fixture *f)
                        found);
       g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (history, 1), "reason"), ==,
                        adopted);
-      g_assert_true (process_alive (pids[n]));
+      g_assert_true (test_process_alive (pids[n]));
     }
 
   m = f->log->len;
@@ -1146,7 +1098,7 @@ test_daemon_killed (Fixture *f)
                    "backoff of 1000 ms from its last start (attempt 1 of 5)");
   pid = vm_pid (f, "g3");
   g_assert_cmpint (pid, !=, pids[2]);
-  g_assert_true (process_alive (pid));
+  g_assert_true (test_process_alive (pid));
   for (guint n = 0; n < G_N_ELEMENTS (names); n++)
     if (n != 2)
       {
@@ -1457,7 +1409,7 @@ test_vm_files (Fixture *f)
   g_assert_cmpstr (seq (f, "CONFIG", "web", m, i), ==, "removed forgotten");
   g_assert_cmpstr (state_seq (f, "web", m, i), ==, "stopping stopped");
   g_assert_cmpstr (seq (f, "QMP", "web", m, i), ==, "POWERDOWN SHUTDOWN");
-  g_assert_false (process_alive (pid));
+  g_assert_false (test_process_alive (pid));
   names = list_names (f);
   g_assert_cmpstr (names, ==, "");
 }
@@ -1508,7 +1460,7 @@ test_reload_and_sighup (Fixture *f)
   state = vm_state (f, "sym");
   g_assert_cmpstr (state, ==, "running");
   g_assert_cmpstr (state_seq (f, "sym", m, f->log->len), ==, "");
-  g_assert_true (cmdline_mentions (pid, " -m 64M "));
+  g_assert_true (test_cmdline_mentions (pid, " -m 64M "));
 
   m = f->log->len;
   g_assert_cmpint (cli (f, &out, &err, "restart", "sym", NULL), ==, 0);
@@ -1520,7 +1472,7 @@ test_reload_and_sighup (Fixture *f)
   g_assert_true (json_object_get_null_member (st, "pending"));
   g_assert_cmpint (json_object_get_int_member (st, "memory"), ==, 128 << 20);
   pid = (pid_t) json_object_get_int_member (st, "pid");
-  g_assert_true (cmdline_mentions (pid, " -m 128M "));
+  g_assert_true (test_cmdline_mentions (pid, " -m 128M "));
 }
 
 /* Autostart goes up the start-order, one group at a time; shutdown-all comes down it. */

@@ -64,54 +64,6 @@ typedef struct
 
 /* ---- processes ---- */
 
-static gboolean
-cmdline_mentions (pid_t pid, const char *text)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
-  g_autofree char *cmdline = NULL;
-  gsize length = 0;
-
-  if (!g_file_get_contents (path, &cmdline, &length, NULL))
-    return FALSE;
-  for (gsize i = 0; i + 1 < length; i++)
-    if (cmdline[i] == '\0')
-      cmdline[i] = ' ';
-  return strstr (cmdline, text) != NULL;
-}
-
-/* 'R', 'S', 'Z', ... from /proc/PID/stat, or 0 when there is no such process. */
-static char
-process_state (pid_t pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
-    return 0;
-  return paren[2];
-}
-
-static gboolean
-process_alive (pid_t pid)
-{
-  char state = process_state (pid);
-
-  return state != 0 && state != 'Z' && state != 'X';
-}
-
-static pid_t
-process_parent (pid_t pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
-    return 0;
-  return (pid_t) g_ascii_strtoll (paren + 4, NULL, 10);
-}
-
 /* Live processes whose command line holds text, as `pgrep -f text` finds them. */
 static GArray *
 processes_mentioning (const char *text)
@@ -126,7 +78,7 @@ processes_mentioning (const char *text)
       guint64 pid;
 
       if (g_ascii_string_to_unsigned (name, 10, 2, G_MAXINT, &pid, NULL) && (pid_t) pid != getpid ()
-          && process_alive ((pid_t) pid) && cmdline_mentions ((pid_t) pid, text))
+          && test_process_alive ((pid_t) pid) && test_cmdline_mentions ((pid_t) pid, text))
         g_array_append_val (pids, pid);
     }
   return pids;
@@ -144,7 +96,7 @@ reap_adopted_zombies (void)
       guint64 pid;
 
       if (g_ascii_string_to_unsigned (name, 10, 2, G_MAXINT, &pid, NULL)
-          && process_parent ((pid_t) pid) == getpid () && process_state ((pid_t) pid) == 'Z')
+          && test_process_parent ((pid_t) pid) == getpid () && test_process_state ((pid_t) pid) == 'Z')
         waitpid ((pid_t) pid, NULL, WNOHANG);
     }
 }
@@ -162,7 +114,7 @@ kill_everything_in (const char *folder)
       int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
       struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
-      if (pidfd < 0 || !cmdline_mentions (pid, folder))
+      if (pidfd < 0 || !test_cmdline_mentions (pid, folder))
         {
           if (pidfd >= 0)
             close (pidfd);
@@ -298,10 +250,10 @@ adopt_daemon (Fixture *f)
   AdoptedDaemon *d = g_new0 (AdoptedDaemon, 1);
 
   d->pid = read_pidfile (f);
-  g_assert_true (process_alive (d->pid));
-  g_assert_true (cmdline_mentions (d->pid, f->conf));
+  g_assert_true (test_process_alive (d->pid));
+  g_assert_true (test_cmdline_mentions (d->pid, f->conf));
   /* Its parent exits right after forking it, long before it is ready. */
-  test_wait_until (process_parent (d->pid) == getpid (), EXIT_TIMEOUT_MS,
+  test_wait_until (test_process_parent (d->pid) == getpid (), EXIT_TIMEOUT_MS,
                    "vmherdd to be orphaned and adopted by the test");
   d->watch = g_child_watch_add (d->pid, on_daemon_exited, d);
   g_ptr_array_add (f->daemons, d);
@@ -510,13 +462,13 @@ test_sysv_lifecycle (Fixture *f)
   /* start while running: nothing happens, the same vmherdd keeps its pidfile. */
   g_assert_cmpint (script (f, f->vmherdd_script, "start", NULL), ==, 0);
   g_assert_cmpint (read_pidfile (f), ==, first->pid);
-  g_assert_true (process_alive (first->pid));
+  g_assert_true (test_process_alive (first->pid));
 
   /* stop: vmherdd exits, the guest does not. */
   g_assert_cmpint (script (f, f->vmherdd_script, "stop", NULL), ==, 0);
   daemon_wait_exited (first);
   g_assert_false (g_file_test (f->pidfile, G_FILE_TEST_EXISTS));
-  g_assert_true (process_alive (qemu));
+  g_assert_true (test_process_alive (qemu));
   g_assert_cmpint (guest_qemu (f), ==, qemu);
   g_assert_cmpint (script (f, f->vmherdd_script, "status", NULL), ==, LSB_NOT_RUNNING);
   g_assert_cmpint (vmherd (f, NULL, "list", NULL), ==, VMHERD_UNREACHABLE);
@@ -552,9 +504,9 @@ test_sysv_lifecycle (Fixture *f)
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (script (f, f->guests_script, "stop", NULL), ==, 0);
   /* shutdown-all answers once QEMU has exited. */
-  g_assert_false (process_alive (qemu));
+  g_assert_false (test_process_alive (qemu));
   g_assert_cmpint (wait_guest (f, "stopped", 0), ==, 0);
-  g_assert_true (process_alive (third->pid));
+  g_assert_true (test_process_alive (third->pid));
 
   /* The daemon's stop at the very end of a host shutdown. */
   g_assert_cmpint (script (f, f->vmherdd_script, "stop", NULL), ==, 0);

@@ -248,3 +248,51 @@ test_run_vmherd (const char *config, const char *stdin_text, ...)
   g_ptr_array_add (argv, NULL);
   return test_run ((const char *const *) argv->pdata, stdin_text);
 }
+
+gboolean
+test_cmdline_mentions (pid_t pid, const char *text)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
+  g_autofree char *cmdline = NULL;
+  gsize length = 0;
+
+  if (!g_file_get_contents (path, &cmdline, &length, NULL))
+    return FALSE;
+  for (gsize i = 0; i + 1 < length; i++)
+    if (cmdline[i] == '\0')
+      cmdline[i] = ' ';
+  return strstr (cmdline, text) != NULL;
+}
+
+/* 'R', 'S', 'T', 'Z', ... from /proc/PID/stat, or 0 when there is no such process. */
+char
+test_process_state (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = NULL;
+  const char *paren;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
+    return 0;
+  return paren[2];
+}
+
+gboolean
+test_process_alive (pid_t pid)
+{
+  char state = test_process_state (pid);
+
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
+pid_t
+test_process_parent (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = NULL;
+  const char *paren;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL) || (paren = strrchr (stat, ')')) == NULL)
+    return 0;
+  return (pid_t) g_ascii_strtoll (paren + 4, NULL, 10);
+}

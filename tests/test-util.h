@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 
 /* Iterates the default main context until cond(data) is true.  Fails the test with
  * `what` when timeout_ms passes first.  Never sleeps. */
@@ -61,3 +62,9 @@ void test_run_clear (TestRun *run);
 
 /* Runs $VMHERD_BUILDDIR/vmherd --config config ARGS... */
 TestRun test_run_vmherd (const char *config, const char *stdin_text, ...) G_GNUC_NULL_TERMINATED;
+
+/* /proc look-ups for tests that watch processes they did not start (QEMU, daemons). */
+gboolean test_cmdline_mentions (pid_t pid, const char *text);   /* argv joined by spaces */
+char test_process_state (pid_t pid);          /* 'R', 'S', 'T', 'Z', ...; 0: no such process */
+gboolean test_process_alive (pid_t pid);      /* exists and is not a zombie */
+pid_t test_process_parent (pid_t pid);        /* 0 when unknown */
