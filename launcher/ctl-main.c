@@ -26,6 +26,7 @@ static const CtlCommand commands[] = {
   { "reload", ctl_cmd_reload, "", "rescan the VM directory now (as SIGHUP does)" },
   { "shutdown-all", ctl_cmd_shutdown_all, "[--timeout S]", "stop every guest, last started first" },
   { "snapshot", ctl_cmd_snapshot, "NAME create|list|delete|revert [TAG]", "external snapshots of a guest's disks" },
+  { "peers", ctl_cmd_peers, "[--json]", "the peer hosts: reachable, free memory, guests (exit 1 if one is not)" },
   { "version", cmd_version, "", "print vmherd's version" },
   { "help", cmd_help, "", "this list" },
   { 0 },

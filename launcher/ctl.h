@@ -59,3 +59,6 @@ int ctl_cmd_image (CtlContext *ctx, int argc, char **argv);
 
 /* ctl-snapshot.c: `vmherd snapshot NAME create|list|delete|revert`, through vmherdd. */
 int ctl_cmd_snapshot (CtlContext *ctx, int argc, char **argv);
+
+/* ctl-peers.c: `vmherd peers`, the peer hosts of [peer] as this host's vmherdd sees them. */
+int ctl_cmd_peers (CtlContext *ctx, int argc, char **argv);

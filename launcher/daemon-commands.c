@@ -8,7 +8,7 @@
 
 /* `qmp` is here because group members get a read-only console (query-* only). */
 const char *const daemon_read_only_commands[] = {
-  "list", "status", "events", "version", "logs", "qmp", NULL,
+  "list", "status", "events", "version", "logs", "qmp", "peers", NULL,
 };
 
 typedef enum { WAIT_START, WAIT_STOP, WAIT_RESTART, WAIT_SHUTDOWN_ALL } WaitKind;
@@ -388,6 +388,7 @@ static const struct
   { "version", cmd_version }, { "events", cmd_events }, { "logs", cmd_logs },
   { "qmp", daemon_cmd_qmp }, { "console", daemon_cmd_console },
   { "snapshot", daemon_cmd_snapshot },
+  { "peers", daemon_cmd_peers },
 };
 
 void

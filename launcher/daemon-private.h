@@ -10,6 +10,7 @@
 
 typedef struct _DaemonConsole DaemonConsole;
 typedef struct _DaemonMetrics DaemonMetrics;
+typedef struct _PeerServer PeerServer;
 
 struct _Daemon
 {
@@ -35,6 +36,7 @@ struct _Daemon
   NetLink *netlink;             /* NULL when not root: guests with NICs cannot start */
   GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
   gboolean notifying, notify_again;
+  PeerServer *peer_server;      /* NULL: no [peer], or it could not listen */
 };
 
 /* daemon.c */
@@ -92,3 +94,9 @@ void daemon_broadcast_state (Daemon *daemon, Vm *vm, VmState old, const char *re
  * again), invalid (errors: "FILE:LINE: msg" each), removed, forgotten. */
 void daemon_broadcast_config (Daemon *daemon, const char *vm, const char *change,
                               const char *reason, GPtrArray *errors);
+
+/* daemon-peer.c: the peer link ([peer]): its server, the peer commands (`hello`, ...) and
+ * the control command `peers`.  A failure to listen is logged and the daemon runs on. */
+void daemon_peer_open (Daemon *daemon);
+void daemon_peer_close (Daemon *daemon);
+void daemon_cmd_peers (Daemon *daemon, ControlRequest *request, JsonObject *args);

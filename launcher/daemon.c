@@ -269,6 +269,7 @@ daemon_free (Daemon *daemon)
   g_clear_object (&daemon->monitor);
   g_clear_pointer (&daemon->control, control_server_free);
   g_clear_pointer (&daemon->metrics, daemon_metrics_free);
+  daemon_peer_close (daemon);
   g_queue_clear (&daemon->autostart);
   g_clear_pointer (&daemon->autostart_running, g_hash_table_unref);
   g_clear_pointer (&daemon->waiters, g_ptr_array_unref);
@@ -386,6 +387,7 @@ daemon_run (Daemon *daemon)
     }
   /* Before readiness is reported, so a scrape right after `vmherdd` returns finds it. */
   daemon_metrics_open (daemon);
+  daemon_peer_open (daemon);
   if (daemon->options.ready_fd >= 0)
     {
       if (write (daemon->options.ready_fd, "1", 1) < 0)

@@ -50,6 +50,7 @@ host_config_free (HostConfig *config)
     config_key_clear (k, config);
   config_section_clear (&config->daemon);
   g_ptr_array_unref (config->bridges);
+  host_peer_link_free (config->peer);
   g_free (config->path);
   g_free (config);
 }
@@ -118,6 +119,7 @@ typedef struct
   const ConfigKey *keys;
   gpointer target;
   ConfigSection *current;
+  gboolean in_peer;             /* keys go to config->peer */
 } HostParse;
 
 static void
@@ -128,6 +130,20 @@ begin_section (HostParse *hp, int line, const char *header)
   HostBridge *bridge;
 
   hp->keys = NULL;
+  hp->in_peer = FALSE;
+  if (strcmp (header, "peer") == 0)
+    {
+      if (hp->config->peer != NULL)
+        config_errors_add (hp->errors, hp->file, line,
+                           "[peer] appears twice (first at line %d; merge the two)",
+                           hp->config->peer->section.line);
+      else
+        {
+          hp->config->peer = host_peer_link_new (line);
+          hp->in_peer = TRUE;
+        }
+      return;
+    }
   if (strcmp (header, "daemon") == 0)
     {
       if (hp->config->daemon.key_lines != NULL)
@@ -146,7 +162,7 @@ begin_section (HostParse *hp, int line, const char *header)
   if (strcmp (words[0], "bridge") != 0)
     {
       config_errors_add (hp->errors, hp->file, line,
-                         "unknown section [%s] (known: [daemon], [bridge NAME])", header);
+                         "unknown section [%s] (known: [daemon], [bridge NAME], [peer])", header);
       return;
     }
   if (!host_ifname_is_valid (name))
@@ -182,6 +198,8 @@ on_ini_item (gpointer user_data, int line, const char *section, const char *key,
   else if (section[0] == '\0')
     config_errors_add (hp->errors, hp->file, line,
                        "%s: outside any section (put it under [daemon])", key);
+  else if (hp->in_peer)
+    host_peer_link_set_key (hp->config->peer, key, value, hp->base_dir, hp->errors, hp->file, line);
   else if (hp->keys != NULL)
     config_section_set_key (hp->current, hp->keys, hp->target, section, key, value,
                             hp->base_dir, hp->errors, hp->file, line);
@@ -262,6 +280,8 @@ host_config_load (const char *path, ConfigErrors *errors)
       config_ini_parse (path, on_ini_item, &hp, errors);
       check_daemon (&hp);
       check_bridges (&hp);
+      if (config->peer != NULL)
+        host_peer_link_finish (config->peer, errors, path);
       g_free (hp.base_dir);
       if (config->daemon.key_lines == NULL)
         config_section_init (&config->daemon, NULL, 0);
@@ -271,4 +291,24 @@ host_config_load (const char *path, ConfigErrors *errors)
   if (errors->len > errors_before)
     return NULL;
   return g_steal_pointer (&config);
+}
+
+const char *
+host_config_peer_address (const HostConfig *config, const char *name)
+{
+  const HostPeer *h = host_peer_link_find (config->peer, name);
+
+  return h != NULL ? h->address : NULL;
+}
+
+const char *
+host_config_peer_listen (const HostConfig *config)
+{
+  return config->peer != NULL ? config->peer->listen : NULL;
+}
+
+const char *
+host_config_peer_name (const HostConfig *config)
+{
+  return config->peer != NULL ? config->peer->name : NULL;
 }

@@ -6,6 +6,7 @@
 
 #include "launcher/config-ini.h"
 #include "launcher/config-keys.h"
+#include "launcher/host-peer.h"
 
 #define HOST_CONFIG_DEFAULT_PATH VMHERD_SYSCONFDIR "/vmherd/vmherd.conf"
 
@@ -32,6 +33,7 @@ typedef struct
   gint64 parallel_starts;
   char *metrics_listen;         /* "ADDR:PORT" of the Prometheus endpoint, NULL: off */
   GPtrArray *bridges;           /* HostBridge */
+  HostPeerLink *peer;           /* [peer], NULL: no peer link */
 } HostConfig;
 
 void host_config_free (HostConfig *config);
@@ -47,6 +49,14 @@ const HostBridge *host_config_find_bridge (const HostConfig *config, const char 
 /* Splits "127.0.0.1:9177" or "[::1]:9177" into an IP address literal and a port
  * (1..65535); FALSE, touching nothing, when text is not that. */
 gboolean host_listen_parse (const char *text, char **out_address, guint16 *out_port);
+
+/* [peer]: "ADDR:PORT" of the peer host name (as configured; split it with
+ * host_listen_parse()), or NULL when there is no [peer] or no such host. */
+const char *host_config_peer_address (const HostConfig *config, const char *name);
+/* [peer]: this host's listen = "ADDR:PORT", or NULL without [peer]. */
+const char *host_config_peer_listen (const HostConfig *config);
+/* [peer]: this host's name in the group, or NULL without [peer]. */
+const char *host_config_peer_name (const HostConfig *config);
 
 /* TRUE when name can be a Linux interface name (1..15 characters, no '/', ':' or space). */
 gboolean host_ifname_is_valid (const char *name);

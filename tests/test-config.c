@@ -221,7 +221,7 @@ test_host_config_errors (void)
                    "no '/', ':' or spaces; e.g. [bridge br0])\n"
                    "6: mtu: 10 is out of range (use a number from 68 to 65535)\n"
                    "7: uplink: \"a/b\" is not an interface name (e.g. eth0 or bond0)\n"
-                   "8: unknown section [peers] (known: [daemon], [bridge NAME])\n");
+                   "8: unknown section [peers] (known: [daemon], [bridge NAME], [peer])\n");
 }
 
 /* metrics-listen: an IP literal (IPv6 in brackets) and a port, else a file:line error. */

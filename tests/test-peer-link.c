@@ -1,0 +1,365 @@
+/* test-peer-link.c: the peer link's API in one process: a server and clients on loopback
+ * with certificates made by tools/vmherd-pki; calls, extra lines, several calls at once,
+ * timeouts, refusals (certificate of another CA, unknown name, wrong server name,
+ * plaintext), close watches. */
+#include <gio/gio.h>
+#include <string.h>
+
+#include "launcher/peer-link.h"
+#include "tests/test-util.h"
+
+typedef struct
+{
+  char *dir;                    /* certificates: ca/, other/ (another CA) */
+  guint16 port;
+  HostConfig *server_host;      /* "a" */
+  PeerServer *server;
+  guint handled;                /* requests the handler saw */
+  PeerRequest *held;            /* a request left unanswered on purpose */
+  PeerConnection *connection;
+  guint closed_watches;
+} Fixture;
+
+static guint16
+free_port (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                       G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (s, any, FALSE, &error));
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (s, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+pki (const char *dir, const char *what, const char *name)
+{
+  g_autofree char *script = test_src_path ("tools/vmherd-pki");
+  const char *argv[] = { script, "--days", "2", what, dir, name, NULL };
+  TestRun r = test_run (argv, NULL);
+
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+}
+
+/* A host file for name with its certificate from ca_dir, peers "NAME PORT" pairs. */
+static HostConfig *
+host_for (Fixture *f, const char *name, const char *ca_dir, const char *cert_name,
+          const char *hosts)
+{
+  g_autofree char *path = g_strdup_printf ("%s/%s.conf", f->dir, name);
+  g_autofree char *text = g_strdup_printf ("[peer]\nname = %s\nlisten = 127.0.0.1:%u\n"
+                                           "ca = ca/ca-cert.pem\ncert = %s/%s-cert.pem\n"
+                                           "key = %s/%s-key.pem\n%s",
+                                           name, f->port, ca_dir, cert_name, ca_dir, cert_name,
+                                           hosts);
+  g_autoptr(ConfigErrors) errors = config_errors_new ();
+  HostConfig *host;
+
+  test_write_file (path, text);
+  host = host_config_load (path, errors);
+  if (errors->len > 0)
+    config_errors_print (errors, stderr);
+  g_assert_nonnull (host);
+  return host;
+}
+
+static void
+on_closed_watch (gpointer data)
+{
+  Fixture *f = data;
+
+  f->closed_watches++;
+}
+
+static void
+handler (PeerRequest *request, const char *command, JsonObject *arguments, gpointer data)
+{
+  Fixture *f = data;
+
+  f->handled++;
+  if (strcmp (command, "echo") == 0)
+    {
+      g_autoptr(JsonObject) progress = json_object_new ();
+      g_autoptr(JsonObject) line = json_object_new ();
+      JsonObject *copy = json_object_new ();
+
+      json_object_set_int_member (progress, "step", 1);
+      json_object_set_object_member (line, "progress", json_object_ref (progress));
+      peer_request_send_line (request, line);
+      json_object_set_string_member (copy, "peer", peer_request_get_peer_name (request));
+      if (json_object_has_member (arguments, "text"))
+        json_object_set_string_member (copy, "text", json_object_get_string_member (arguments, "text"));
+      peer_request_return (request, json_node_init_object (json_node_alloc (), copy));
+      json_object_unref (copy);
+    }
+  else if (strcmp (command, "hold") == 0)
+    {
+      g_assert_null (f->held);
+      f->held = request;
+      f->connection = peer_connection_ref (peer_request_get_connection (request));
+      peer_connection_watch_close (f->connection, on_closed_watch, f);
+    }
+  else
+    peer_request_error (request, "NotFound", "no command '%s'", command);
+}
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ca = NULL, *other = NULL;
+  g_autofree char *hosts = NULL;
+
+  f->dir = test_tmpdir ();
+  ca = g_build_filename (f->dir, "ca", NULL);
+  other = g_build_filename (f->dir, "other", NULL);
+  pki (ca, "ca", NULL);
+  pki (ca, "host", "a");
+  pki (ca, "host", "b");
+  pki (ca, "host", "stranger");
+  pki (other, "ca", NULL);
+  pki (other, "host", "b");
+  f->port = free_port ();
+  hosts = g_strdup_printf ("host = b 127.0.0.1:%u\n", f->port);
+  f->server_host = host_for (f, "a", "ca", "a", hosts);
+  f->server = peer_server_new (f->server_host, handler, f, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (f->server);
+  g_assert_cmpuint (peer_server_get_port (f->server), ==, f->port);
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  if (f->held != NULL)
+    peer_request_return (f->held, NULL);
+  g_clear_pointer (&f->connection, peer_connection_unref);
+  g_clear_pointer (&f->server, peer_server_free);
+  g_clear_pointer (&f->server_host, host_config_free);
+  g_free (f->dir);
+}
+
+typedef struct
+{
+  gboolean done;
+  PeerClient *client;
+  JsonNode *value;
+  GError *error;
+  guint lines;
+} Result;
+
+static void
+on_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
+{
+  Result *r = data;
+
+  r->client = peer_client_connect_finish (result, &r->error);
+  r->done = TRUE;
+}
+
+static void
+on_called (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
+{
+  Result *r = data;
+
+  r->value = peer_client_call_finish (NULL, result, &r->error);
+  r->done = TRUE;
+}
+
+static void
+on_extra_line (JsonObject *line, gpointer data)
+{
+  Result *r = data;
+
+  g_assert_true (json_object_has_member (line, "progress"));
+  r->lines++;
+}
+
+/* Connects as client_name (a host file with that name's certificate from ca_dir) to "a". */
+static PeerClient *
+connect_as (Fixture *f, const char *client_name, const char *ca_dir, const char *cert_name,
+            const char *server_name, GError **error)
+{
+  g_autofree char *hosts = g_strdup_printf ("host = %s 127.0.0.1:%u\n", server_name, f->port);
+  g_autoptr(HostConfig) host = host_for (f, client_name, ca_dir, cert_name, hosts);
+  Result r = { 0 };
+
+  peer_client_connect_async (host, server_name, NULL, on_connected, &r);
+  test_wait_until (r.done, 30000, "the peer connect to finish");
+  if (r.error != NULL)
+    g_propagate_error (error, r.error);
+  return r.client;
+}
+
+static JsonNode *
+call_sync (PeerClient *client, const char *command, JsonObject *args, guint timeout_ms,
+           guint *out_lines, GError **error)
+{
+  Result r = { 0 };
+
+  peer_client_call_async (client, command, args, timeout_ms, on_extra_line, &r, NULL, on_called, &r);
+  test_wait_until (r.done, 30000, "a peer call to finish");
+  if (out_lines != NULL)
+    *out_lines = r.lines;
+  if (r.error != NULL)
+    g_propagate_error (error, r.error);
+  return r.value;
+}
+
+static void
+test_call (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = connect_as (f, "b", "ca", "b", "a", &error);
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) value = NULL;
+  g_autoptr(JsonNode) none = NULL;
+  guint lines = 0;
+  JsonObject *o;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (peer_client_get_name (client), ==, "a");
+  json_object_set_string_member (args, "text", "hi");
+  value = call_sync (client, "echo", args, 10000, &lines, &error);
+  g_assert_no_error (error);
+  o = json_node_get_object (value);
+  g_assert_cmpstr (json_object_get_string_member (o, "peer"), ==, "b");
+  g_assert_cmpstr (json_object_get_string_member (o, "text"), ==, "hi");
+  g_assert_cmpuint (lines, ==, 1);
+  none = call_sync (client, "nothing", NULL, 10000, NULL, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_REFUSED);
+  g_assert_cmpstr (error->message, ==, "no command 'nothing'");
+  g_assert_null (none);
+  g_assert_cmpuint (f->handled, ==, 2);
+}
+
+/* Two calls at once: the held one does not block the other; a timeout leaves the client
+ * usable; the server going away fails the rest and runs the close watch. */
+static void
+test_outstanding (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = connect_as (f, "b", "ca", "b", "a", &error);
+  Result held = { 0 }, timed = { 0 };
+  g_autoptr(JsonNode) value = NULL;
+
+  g_assert_no_error (error);
+  peer_client_call_async (client, "hold", NULL, 0, NULL, NULL, NULL, on_called, &held);
+  test_wait_until (f->held != NULL, 30000, "the server to hold a request");
+  value = call_sync (client, "echo", NULL, 10000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_false (held.done);
+
+  peer_client_call_async (client, "hold-again", NULL, 1, NULL, NULL, NULL, on_called, &timed);
+  test_wait_until (timed.done, 30000, "a timeout");
+  /* Either the timeout or the NotFound answer may win on a slow machine; both complete. */
+  g_assert_true (timed.error != NULL);
+  g_clear_error (&timed.error);
+
+  g_clear_pointer (&f->server, peer_server_free);
+  test_wait_until (held.done, 30000, "the held call to fail");
+  g_assert_error (held.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_clear_error (&held.error);
+  test_wait_until (f->closed_watches == 1, 30000, "the close watch");
+  g_assert_false (peer_connection_is_open (f->connection));
+  g_assert_false (peer_client_is_connected (client));
+}
+
+static void
+test_free_cancels (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  PeerClient *client = connect_as (f, "b", "ca", "b", "a", &error);
+  Result held = { 0 };
+
+  g_assert_no_error (error);
+  peer_client_call_async (client, "hold", NULL, 0, NULL, NULL, NULL, on_called, &held);
+  test_wait_until (f->held != NULL, 30000, "the server to hold a request");
+  peer_client_free (client);
+  g_assert_false (held.done);   /* completed from the main loop, not inside free */
+  test_wait_until (held.done, 30000, "the held call to be cancelled");
+  g_assert_error (held.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&held.error);
+  test_wait_until (f->closed_watches == 1, 30000, "the server to see the close");
+}
+
+/* A certificate of another CA: refused in the handshake, the handler never runs. */
+static void
+test_other_ca (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  g_autoptr(JsonNode) value = NULL;
+
+  g_test_expect_message ("vmherd-peer", G_LOG_LEVEL_MESSAGE, "peer link: refused 127.0.0.1:*");
+  /* The client trusts only its own (other) CA, so it refuses "a" too; let it trust ours
+   * (ca = ca/ca-cert.pem) with a certificate of the other CA, as a stray host would. */
+  client = connect_as (f, "b", "other", "b", "a", &error);
+  if (client != NULL)   /* TLS 1.3: the client learns of the refusal on its first read */
+    {
+      value = call_sync (client, "echo", NULL, 10000, NULL, &error);
+      g_assert_null (value);
+    }
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_assert_true (strstr (error->message, "did it refuse this host's certificate?") != NULL);
+  g_test_assert_expected_messages ();
+  g_assert_cmpuint (f->handled, ==, 0);
+}
+
+/* A valid certificate whose name is not a configured host: one PermissionDenied line. */
+static void
+test_unknown_name (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  g_autoptr(JsonNode) value = NULL;
+
+  g_test_expect_message ("vmherd-peer", G_LOG_LEVEL_MESSAGE,
+                         "peer link: refused 127.0.0.1:*: certificate names stranger, not a peer host of *");
+  client = connect_as (f, "stranger", "ca", "stranger", "a", &error);
+  g_assert_no_error (error);
+  value = call_sync (client, "echo", NULL, 10000, NULL, &error);
+  g_assert_null (value);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_REFUSED);
+  g_assert_true (strstr (error->message, "certificate names stranger, not a peer host") != NULL);
+  g_test_assert_expected_messages ();
+  g_assert_cmpuint (f->handled, ==, 0);
+}
+
+/* The server presents a certificate for "a" while the client meant "b". */
+static void
+test_wrong_server_name (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+
+  client = connect_as (f, "stranger", "ca", "stranger", "b", &error);
+  g_assert_null (client);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_TLS);
+  g_assert_true (strstr (error->message, "peer 'b' at 127.0.0.1:") != NULL);
+  g_assert_true (g_str_has_suffix (error->message, ": its certificate names a, not 'b' (is the "
+                                  "address in [peer] host = right?)"));
+  g_assert_cmpuint (f->handled, ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define T(path, fn) g_test_add ("/peer-link/" path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+  T ("call", test_call);
+  T ("outstanding", test_outstanding);
+  T ("free-cancels", test_free_cancels);
+  T ("other-ca", test_other_ca);
+  T ("unknown-name", test_unknown_name);
+  T ("wrong-server-name", test_wrong_server_name);
+  return g_test_run ();
+}
