@@ -27,6 +27,8 @@ static const CtlCommand commands[] = {
   { "shutdown-all", ctl_cmd_shutdown_all, "[--timeout S]", "stop every guest, last started first" },
   { "snapshot", ctl_cmd_snapshot, "NAME create|list|delete|revert [TAG]", "external snapshots of a guest's disks" },
   { "peers", ctl_cmd_peers, "[--json]", "the peer hosts: reachable, free memory, guests (exit 1 if one is not)" },
+  { "migrate", ctl_cmd_migrate, "NAME HOST [--postcopy] | --cancel NAME", "live-migrate a guest to a peer host" },
+  { "evacuate", ctl_cmd_evacuate, "[--to HOST,...] [--parallel N]", "migrate every guest off this host" },
   { "version", cmd_version, "", "print vmherd's version" },
   { "help", cmd_help, "", "this list" },
   { 0 },

@@ -62,3 +62,6 @@ int ctl_cmd_snapshot (CtlContext *ctx, int argc, char **argv);
 
 /* ctl-peers.c: `vmherd peers`, the peer hosts of [peer] as this host's vmherdd sees them. */
 int ctl_cmd_peers (CtlContext *ctx, int argc, char **argv);
+/* ctl-migrate.c: `vmherd migrate NAME HOST`, `migrate --cancel NAME`, `evacuate`. */
+int ctl_cmd_migrate (CtlContext *ctx, int argc, char **argv);
+int ctl_cmd_evacuate (CtlContext *ctx, int argc, char **argv);

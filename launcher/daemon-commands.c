@@ -387,8 +387,9 @@ static const struct
   { "resume", cmd_resume }, { "reload", cmd_reload }, { "shutdown-all", cmd_shutdown_all },
   { "version", cmd_version }, { "events", cmd_events }, { "logs", cmd_logs },
   { "qmp", daemon_cmd_qmp }, { "console", daemon_cmd_console },
-  { "snapshot", daemon_cmd_snapshot },
-  { "peers", daemon_cmd_peers },
+  { "snapshot", daemon_cmd_snapshot }, { "peers", daemon_cmd_peers },
+  { "migrate", daemon_cmd_migrate },
+  { "migrate-cancel", daemon_cmd_migrate_cancel }, { "evacuate", daemon_cmd_evacuate },
 };
 
 void

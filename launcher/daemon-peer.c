@@ -25,6 +25,9 @@ static const struct
   PeerHandler handler;
 } peer_commands[] = {
   { "hello", peer_cmd_hello },
+  { "migrate-prepare", daemon_peer_migrate_prepare },   /* daemon-migrate.c */
+  { "migrate-finish", daemon_peer_migrate_finish },
+  { "migrate-abort", daemon_peer_migrate_abort },
 };
 
 static void

@@ -35,6 +35,8 @@ struct _Daemon
   DaemonMetrics *metrics;       /* NULL: no metrics-listen, or it could not listen */
   NetLink *netlink;             /* NULL when not root: guests with NICs cannot start */
   GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
+  GHashTable *migrations_out;   /* VM name -> MigrateOut (migrate-source.c) */
+  GHashTable *migrations_in;    /* VM name -> MigrateIn (migrate-dest.c) */
   gboolean notifying, notify_again;
   PeerServer *peer_server;      /* NULL: no [peer], or it could not listen */
 };
@@ -100,3 +102,18 @@ void daemon_broadcast_config (Daemon *daemon, const char *vm, const char *change
 void daemon_peer_open (Daemon *daemon);
 void daemon_peer_close (Daemon *daemon);
 void daemon_cmd_peers (Daemon *daemon, ControlRequest *request, JsonObject *args);
+/* daemon-migrate.c: `migrate`, `migrate-cancel`, `evacuate`, and the peers' migration
+ * requests (migrate-prepare, migrate-finish, migrate-abort). */
+void daemon_migrate_init (Daemon *daemon);
+void daemon_migrate_free (Daemon *daemon);
+void daemon_migrate_state_changed (Daemon *daemon, Vm *vm, VmState old_state);
+void daemon_cmd_migrate (Daemon *daemon, ControlRequest *request, JsonObject *args);
+void daemon_cmd_migrate_cancel (Daemon *daemon, ControlRequest *request, JsonObject *args);
+void daemon_cmd_evacuate (Daemon *daemon, ControlRequest *request, JsonObject *args);
+typedef struct _PeerRequest PeerRequest;
+void daemon_peer_migrate_prepare (PeerRequest *request, const char *command, JsonObject *args,
+                                  gpointer daemon);
+void daemon_peer_migrate_finish (PeerRequest *request, const char *command, JsonObject *args,
+                                 gpointer daemon);
+void daemon_peer_migrate_abort (PeerRequest *request, const char *command, JsonObject *args,
+                                gpointer daemon);

@@ -166,7 +166,7 @@ daemon_scan (Daemon *daemon)
     scan_file (daemon, files->pdata[i], defined, seen);
   g_hash_table_iter_init (&iter, daemon->vms);
   while (g_hash_table_iter_next (&iter, &name, &vm))
-    if (!g_hash_table_contains (seen, name))
+    if (!g_hash_table_contains (seen, name) && !vm_is_incoming (vm))   /* its file comes last */
       g_ptr_array_add (gone, vm);
   /* Files that were never good and are gone: read them afresh if they come back. */
   g_hash_table_iter_init (&iter, daemon->file_sums);

@@ -142,6 +142,7 @@ on_vm_state_changed (Vm *vm, VmState old, const char *reason, gpointer data)
   Daemon *daemon = data;
 
   daemon_broadcast_state (daemon, vm, old, reason);
+  daemon_migrate_state_changed (daemon, vm, old);
   if (g_hash_table_contains (daemon->autostart_running, vm) && vm_is_settled (vm))
     {
       g_hash_table_remove (daemon->autostart_running, vm);
@@ -274,6 +275,7 @@ daemon_free (Daemon *daemon)
   g_clear_pointer (&daemon->autostart_running, g_hash_table_unref);
   g_clear_pointer (&daemon->waiters, g_ptr_array_unref);
   daemon_consoles_free (daemon);
+  daemon_migrate_free (daemon);
   /* Freeing a Vm leaves its QEMU running. */
   g_clear_pointer (&daemon->vms, g_hash_table_unref);
   daemon_net_close (daemon);
@@ -387,6 +389,7 @@ daemon_run (Daemon *daemon)
     }
   /* Before readiness is reported, so a scrape right after `vmherdd` returns finds it. */
   daemon_metrics_open (daemon);
+  daemon_migrate_init (daemon);
   daemon_peer_open (daemon);
   if (daemon->options.ready_fd >= 0)
     {

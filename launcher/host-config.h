@@ -34,6 +34,15 @@ typedef struct
   char *metrics_listen;         /* "ADDR:PORT" of the Prometheus endpoint, NULL: off */
   GPtrArray *bridges;           /* HostBridge */
   HostPeerLink *peer;           /* [peer], NULL: no peer link */
+
+  /* [migration] */
+  ConfigSection migration;
+  char *migrate_address;        /* where incoming streams listen; NULL: the [peer] address */
+  gint64 migrate_bandwidth_mbit;   /* cap per migration, Mbit/s; 0: none */
+  gint64 migrate_downtime_ms;      /* first downtime limit (default 50 ms) */
+  gint64 migrate_max_downtime_ms;  /* raised up to this when not converging (default 1 s) */
+  gint64 migrate_timeout_ms;       /* a migration not done by then is cancelled (10 min) */
+  gint64 migrate_stall_timeout_ms; /* no byte going over this long: cancelled (30 s) */
 } HostConfig;
 
 void host_config_free (HostConfig *config);

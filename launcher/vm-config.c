@@ -464,6 +464,12 @@ vm_config_new (const char *name, const char *path)
 VmConfig *
 vm_config_load (const char *path, ConfigErrors *errors)
 {
+  return vm_config_load_as (path, path, errors);
+}
+
+VmConfig *
+vm_config_load_as (const char *read_path, const char *path, ConfigErrors *errors)
+{
   g_autofree char *file_name = g_path_get_basename (path);
   g_autofree char *name = vm_name_from_file (file_name);
   g_autofree char *problem = NULL;
@@ -486,7 +492,7 @@ vm_config_load (const char *path, ConfigErrors *errors)
   st.config = config;
   st.base_dir = config_dir_of (path);
   st.seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  if (config_ini_parse (path, on_ini_item, &st, errors))
+  if (config_ini_parse (read_path, on_ini_item, &st, errors))
     finish_config (&st);
   g_free (st.base_dir);
   g_hash_table_unref (st.seen);

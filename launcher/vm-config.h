@@ -139,6 +139,9 @@ char *vm_name_from_file (const char *file_name);
  * when there was at least one.  Problems that need the host (images exist, bridges
  * exist) are checked by vm_check_*(). */
 VmConfig *vm_config_load (const char *path, ConfigErrors *errors);
+/* The same for a file read from read_path but named, placed and reported as path (an
+ * incoming migration's file, before it moves into vm-dir). */
+VmConfig *vm_config_load_as (const char *read_path, const char *path, ConfigErrors *errors);
 
 /* The locally administered MAC derived from (VM name, NIC name), identical on every host. */
 char *vm_derive_mac (const char *vm_name, const char *nic_name);

@@ -80,6 +80,13 @@ struct _Vm
   gint64 last_start;            /* monotonic us of the latest start, for the backoff */
   gint64 run_started;           /* monotonic us when RUNNING began, or 0 */
   gint64 run_started_real;
+
+  /* Live migration (vm-migrate.c) */
+  gboolean incoming;            /* QEMU started with -incoming defer, not yet running here */
+  char *migration_peer;         /* the other host while MIGRATING */
+  char *migrated_to;            /* the guest moved there: this QEMU's exit ends it here */
+  VmIncomingReady incoming_ready;
+  gpointer incoming_data;
 };
 
 void vm_set_state (Vm *vm, VmState state, const char *format, ...) G_GNUC_PRINTF (3, 4);
@@ -109,6 +116,12 @@ void vm_qemu_signal (Vm *vm, int signo);
 void vm_qemu_command (Vm *vm, const char *command);
 void vm_qemu_release (Vm *vm);    /* drop QMP, watches, timers of the run */
 void vm_health_start (Vm *vm);
+
+/* vm.c, for vm-migrate.c */
+void vm_enter_stop_step (Vm *vm, VmStopStep step);
+
+/* vm-migrate.c: QMP of an incoming QEMU is up (or failed: error). */
+void vm_incoming_qmp_up (Vm *vm, const GError *error);
 
 /* vm-probe.c: the [health] probes, run while the VM is running. */
 void vm_probes_state_changed (Vm *vm, VmState old_state);

@@ -63,6 +63,14 @@ vm_qemu_spawn (Vm *vm, GError **error)
       vm_log (vm, "escape hatch: [qemu] extra-args = %s", joined);
     }
   cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
+  if (vm->incoming)
+    {
+      /* The same argv as the source's, waiting for migrate-incoming (QMP-NOTES 2.1). */
+      g_ptr_array_remove_index (cmdline->argv, cmdline->argv->len - 1);
+      g_ptr_array_add (cmdline->argv, g_strdup ("-incoming"));
+      g_ptr_array_add (cmdline->argv, g_strdup ("defer"));
+      g_ptr_array_add (cmdline->argv, NULL);
+    }
   /* QEMU's stderr of this run starts here in the VM's log (`status` shows it on failure). */
   vm->log_offset = g_stat (log_path, &st) == 0 ? (gint64) st.st_size : 0;
   vm->inst = qemu_spawn (vm->config, vm->host, cmdline, (const int *) nic_fds->data, error);
@@ -177,11 +185,15 @@ on_qmp_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer 
           vm->reconnect_timer = g_timeout_add_seconds (2, on_reconnect, vm);
           return;
         }
+      if (vm->incoming)
+        return vm_incoming_qmp_up (vm, error);
       start_failed (vm, "QMP did not come up", error);
       return;
     }
   qmp_client_subscribe (vm->qmp, on_qmp_event, vm, NULL);
   qmp_client_set_closed_func (vm->qmp, on_qmp_closed, vm, NULL);
+  if (vm->incoming)
+    return vm_incoming_qmp_up (vm, NULL);
   /* Started with -S: `cont` makes it run.  Adopted: ask how it is. */
   qmp_client_execute_async (vm->qmp, vm->adopting ? "query-status" : "cont", NULL, NULL, 0,
                             VM_QMP_COMMAND_TIMEOUT_MS, vm->cancel, on_cont_or_status, vm);

@@ -109,6 +109,8 @@ vm_free (Vm *vm)
   g_free (vm->failing);
   g_free (vm->last_failure);
   g_free (vm->run_status);
+  g_free (vm->migration_peer);
+  g_free (vm->migrated_to);
   vm_guest_health_clear (&vm->guest);
   vm_probes_free (vm);
   g_free (vm);
@@ -308,6 +310,12 @@ enter_stop_step (Vm *vm, VmStopStep step)
   vm->stop_timer = g_timeout_add ((guint) timeout_ms, on_stop_step_timeout, vm);
 }
 
+void
+vm_enter_stop_step (Vm *vm, VmStopStep step)
+{
+  enter_stop_step (vm, step);
+}
+
 static void
 begin_stop (Vm *vm, VmStopStep first, const char *why)
 {
@@ -331,6 +339,14 @@ on_exited (Vm *vm)
   vm_qemu_release (vm);
   g_clear_pointer (&vm->inst, qemu_instance_free);
   vm->pid = 0;
+  if (vm->migrated_to != NULL)
+    return vm_set_state (vm, VM_STATE_STOPPED, "migrated to %s (source QEMU %s)", vm->migrated_to, how);
+  if (vm->incoming)
+    {
+      /* Never restarted: the guest runs on the source. */
+      vm->incoming = FALSE;
+      return vm_set_state (vm, VM_STATE_STOPPED, "incoming migration ended: QEMU %s", how);
+    }
   if (was == VM_STATE_STOPPING && admin)
     return vm_set_state (vm, VM_STATE_STOPPED, "%s (QEMU %s)",
                          vm->removed ? "its file is gone: stopped" : "stopped by operator", how);
@@ -427,11 +443,11 @@ vm_handle_event (Vm *vm, VmEvent event)
       break;
     case VM_EVENT_SHUTDOWN:
       if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || s == VM_STATE_STOPPING
-          || s == VM_STATE_STARTING)
+          || s == VM_STATE_STARTING || (s == VM_STATE_MIGRATING && !vm->incoming))
         on_shutdown_event (vm);
       break;
     case VM_EVENT_HEALTH_TIMEOUT:
-      if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED)
+      if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || (s == VM_STATE_MIGRATING && !vm->incoming))
         {
           vm->failing = g_strdup_printf ("QEMU stopped answering QMP (%u query-status missed)",
                                          vm->health_misses);
@@ -473,7 +489,8 @@ vm_handle_event (Vm *vm, VmEvent event)
         }
       break;
     case VM_EVENT_GUEST_FAILED:
-      if ((s == VM_STATE_RUNNING || s == VM_STATE_PAUSED) && vm->failing == NULL)
+      if ((s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || (s == VM_STATE_MIGRATING && !vm->incoming))
+          && vm->failing == NULL)
         {
           vm->failing = g_strdup (vm->guest.failure);
           begin_stop (vm, VM_STOP_STEP_QUIT, vm->failing);

@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <sys/types.h>
 
 #include "launcher/host-config.h"
 #include "launcher/qemu-argv.h"
@@ -113,6 +114,23 @@ void vm_net_reattach (Vm *vm);
 
 /* A line in the VM's log (log-dir/NAME.log) and the daemon's log: "vm 'NAME': ...". */
 void vm_log (Vm *vm, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+/* Live migration (vm-migrate.c); the daemon's migration jobs drive these.
+ * Source: vm_migration_begin() (RUNNING or PAUSED -> MIGRATING), then either
+ * vm_migration_rolled_back() (back to what QEMU says) or vm_migration_moved() (the guest
+ * runs on `to` now: quit QEMU, STOPPED "migrated to HOST").
+ * Destination: vm_start_incoming() spawns QEMU paused with -incoming defer (MIGRATING);
+ * ready is called once its QMP answers (error NULL) or it could not start; then
+ * vm_incoming_done() (RUNNING) or vm_incoming_abort() (QEMU killed, STOPPED). */
+typedef void (*VmIncomingReady) (Vm *vm, const GError *error, gpointer user_data);
+gboolean vm_migration_begin (Vm *vm, const char *to, gboolean *out_was_running, GError **error);
+void vm_migration_rolled_back (Vm *vm, gboolean running, const char *reason);
+void vm_migration_moved (Vm *vm, const char *to);
+void vm_start_incoming (Vm *vm, const char *from, VmIncomingReady ready, gpointer user_data);
+void vm_incoming_done (Vm *vm);
+void vm_incoming_abort (Vm *vm, const char *reason);
+gboolean vm_is_incoming (Vm *vm);
+pid_t vm_get_pid (Vm *vm);
 
 /* Everything known, for `list` (brief) and `status` (full). */
 JsonNode *vm_describe (Vm *vm, gboolean full);

@@ -34,6 +34,7 @@ host_stop (gpointer data)
   g_free (h->config);
   g_free (h->socket);
   g_free (h->pidfile);
+  g_free (h->netns);
   g_free (h);
 }
 
@@ -137,11 +138,12 @@ host_restart_daemon (Host *h)
 {
   g_autofree char *bin = test_build_path ("vmherdd");
   g_autofree char *log = g_build_filename (h->dir, "vmherdd.log", NULL);
-  const char *argv[] = { bin, "--config", h->config, "--pidfile", h->pidfile, "--log", log, NULL };
+  const char *argv[] = { "ip", "netns", "exec", h->netns, bin, "--config", h->config, "--pidfile",
+                        h->pidfile, "--log", log, NULL };
   TestRun r;
 
   /* Without -f, vmherdd returns once its control socket listens: no waiting here. */
-  r = test_run (argv, NULL);
+  r = test_run (h->netns ? argv : argv + 4, NULL);
   g_assert_cmpstr (r.err, ==, "");
   g_assert_cmpint (r.status, ==, 0);
   test_run_clear (&r);

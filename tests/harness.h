@@ -7,6 +7,7 @@
 typedef struct
 {
   char *dir, *config, *socket, *pidfile;
+  char *netns;                  /* vmherdd runs in this named network namespace, or NULL */
 } Host;
 
 /* A host folder (0755, QEMU runs as nobody) with vmherd.conf (extra_host_config appended,
@@ -30,5 +31,6 @@ char *read_until (int fd, const char *text, int timeout_ms);
 /* Kills the daemon (SIGKILL) and waits until it is gone, guests left running. */
 void host_kill_daemon (Host *h);
 
-/* Starts vmherdd (again) on the host's config; returns once it listens. */
+/* Starts vmherdd (again) on the host's config, in h->netns when set (`ip netns exec`);
+ * returns once it listens. */
 void host_restart_daemon (Host *h);
