@@ -13,9 +13,9 @@ static int
 usage (CtlContext *ctx)
 {
   fprintf (stderr,
-           "usage: %1$s migrate NAME HOST [--postcopy] [--json]\n"
+           "usage: %1$s migrate NAME HOST [--copy-storage] [--postcopy] [--json]\n"
            "       %1$s migrate --cancel NAME\n"
-           "       %1$s evacuate [--to HOST,...] [--parallel N] [--json]\n", ctx->program);
+           "       %1$s evacuate [--to HOST,...] [--parallel N] [--copy-storage] [--json]\n", ctx->program);
   return CTL_EXIT_USAGE;
 }
 
@@ -125,7 +125,7 @@ ctl_cmd_migrate (CtlContext *ctx, int argc, char **argv)
   g_autoptr(JsonNode) ret = NULL;
   Progress progress = { .tty = isatty (STDERR_FILENO) };
   const char *positional[2] = { NULL, NULL };
-  gboolean cancel = FALSE, postcopy = FALSE;
+  gboolean cancel = FALSE, postcopy = FALSE, copy_storage = FALSE;
   guint n = 0;
   int status;
 
@@ -135,6 +135,8 @@ ctl_cmd_migrate (CtlContext *ctx, int argc, char **argv)
         cancel = TRUE;
       else if (strcmp (argv[i], "--postcopy") == 0)
         postcopy = TRUE;
+      else if (strcmp (argv[i], "--copy-storage") == 0)
+        copy_storage = TRUE;
       else if (strcmp (argv[i], "--json") == 0)
         progress.json = TRUE;
       else if (argv[i][0] == '-' || n == 2)
@@ -154,6 +156,7 @@ ctl_cmd_migrate (CtlContext *ctx, int argc, char **argv)
     }
   json_object_set_string_member (args, "to", positional[1]);
   json_object_set_boolean_member (args, "postcopy", postcopy);
+  json_object_set_boolean_member (args, "copy-storage", copy_storage);
   ret = call (ctx, "migrate", args, &progress, &status);
   if (ret == NULL)
     return status;
@@ -188,6 +191,8 @@ ctl_cmd_evacuate (CtlContext *ctx, int argc, char **argv)
     {
       if (strcmp (argv[i], "--json") == 0)
         progress.json = TRUE;
+      else if (strcmp (argv[i], "--copy-storage") == 0)
+        json_object_set_boolean_member (args, "copy-storage", TRUE);
       else if (strcmp (argv[i], "--to") == 0 && i + 1 < argc)
         {
           g_auto(GStrv) hosts = g_strsplit (argv[++i], ",", -1);

@@ -77,6 +77,7 @@ daemon_cmd_migrate (Daemon *daemon, ControlRequest *request, JsonObject *args)
     return control_request_error (request, "InvalidArgument",
                                   "migrate needs 'to': the peer host (vmherd migrate NAME HOST)");
   if (migrate_out_start (daemon, vm, to, json_object_get_boolean_member_with_default (args, "postcopy", FALSE),
+                         json_object_get_boolean_member_with_default (args, "copy-storage", FALSE),
                          on_migrate_progress, on_migrate_done, request, &error) == NULL)
     control_request_error (request, "GenericError", "%s", error->message);
 }
@@ -114,6 +115,7 @@ typedef struct
   GPtrArray *clients;           /* PeerClient, for the hellos */
   GQueue queue;                 /* JsonObject {"vm","to"} to start */
   guint running, parallel;
+  gboolean copy_storage;
   JsonArray *results;
 } Evacuation;
 
@@ -198,7 +200,7 @@ evac_pump (Evacuation *e)
       m->e = e;
       m->vm = g_strdup (name);
       m->to = g_strdup (to);
-      if (vm == NULL || migrate_out_start (e->daemon, vm, to, FALSE, on_evac_progress, on_evac_done, m,
+      if (vm == NULL || migrate_out_start (e->daemon, vm, to, FALSE, e->copy_storage, on_evac_progress, on_evac_done, m,
                                            &error) == NULL)
         {
           evac_result (e, name, to, error ? error->message : "the VM is gone", NULL);
@@ -350,6 +352,7 @@ daemon_cmd_evacuate (Daemon *daemon, ControlRequest *request, JsonObject *args)
   e->daemon = daemon;
   e->request = request;
   e->parallel = (guint) parallel;
+  e->copy_storage = json_object_get_boolean_member_with_default (args, "copy-storage", FALSE);
   e->targets = g_ptr_array_new_with_free_func ((GDestroyNotify) evac_target_free);
   e->clients = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_client_free);
   e->results = json_array_new ();

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "launcher/migrate-qmp.h"
+#include "images/image-create.h"
+#include "images/overlay.h"
 #include "launcher/qemu-spawn.h"
 #include "launcher/vm-check.h"
 
@@ -30,6 +32,16 @@ struct _MigrateIn
   gboolean completed, resumed, ended;
   gint64 resumed_us;
   char *failure;
+
+  /* --copy-storage: the disks are made here and filled over NBD before the RAM goes */
+  gboolean copy_storage;
+  JsonArray *disks;             /* from the source: {"node", "size"} */
+  VmConfig *config;             /* parsed, while the disks are made */
+  guint next_disk;
+  GPtrArray *created;           /* image paths made here (removed on failure) */
+  gint64 nbd_port;
+  gboolean cont_sent;
+  char *machine;
 };
 
 static Vm *
@@ -54,6 +66,10 @@ migrate_in_free (MigrateIn *job)
   g_free (job->checksum);
   g_free (job->tls_dir);
   g_free (job->failure);
+  g_clear_pointer (&job->disks, json_array_unref);
+  g_clear_pointer (&job->config, vm_config_free);
+  g_clear_pointer (&job->created, g_ptr_array_unref);
+  g_free (job->machine);
   g_free (job);
 }
 
@@ -78,6 +94,12 @@ cleanup (MigrateIn *job)
 {
   g_unlink (job->incoming_path);
   migrate_tls_dir_remove (job->tls_dir);
+  for (guint i = 0; job->created != NULL && i < job->created->len; i++)
+    {
+      g_message ("vm '%s': removing %s, made for the failed migration", job->name,
+                 (char *) job->created->pdata[i]);
+      g_unlink (job->created->pdata[i]);
+    }
   if (job->finish != NULL)
     {
       peer_request_error (job->finish, "GenericError", "%s", job->failure);
@@ -202,6 +224,21 @@ on_cont (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
     end_failed (job, "cont after the migration: %s", error->message);
 }
 
+/* Resumes the guest here; with copied disks, the NBD server goes first (QMP-NOTES 2.12
+ * step 7: the source's last writes are in). */
+static void
+run_guest (MigrateIn *job)
+{
+  if (job->cont_sent || job->ended)
+    return;
+  job->cont_sent = TRUE;
+  if (job->copy_storage)
+    qmp_client_execute_async (job->qmp, "nbd-server-stop", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                              job->cancel, NULL, NULL);
+  qmp_client_execute_async (job->qmp, "cont", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                            job->cancel, on_cont, job);
+}
+
 static void
 on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer data)
 {
@@ -223,10 +260,11 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
   if (strcmp (status, "completed") == 0 && !job->completed)
     {
       /* Started with -S: it waits for us.  The source's link is still up (a closed link
-       * would have ended this job), so the source has stopped for good: run it here. */
+       * would have ended this job), so the source has stopped for good: run it here.  With
+       * copied disks, only once the source has finished its mirrors (migrate-finish). */
       job->completed = TRUE;
-      qmp_client_execute_async (job->qmp, "cont", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
-                                job->cancel, on_cont, job);
+      if (!job->copy_storage || job->finish != NULL)
+        run_guest (job);
     }
   else if (strcmp (status, "failed") == 0)
     end_failed (job, "the incoming stream failed (QEMU's log here has the reason)");
@@ -255,6 +293,8 @@ on_listening (JsonNode *reply, const char *failed_command, const GError *error, 
   answer = json_object_new ();
   json_object_set_string_member (answer, "address", json_object_get_string_member_with_default (addr, "host", ""));
   json_object_set_int_member (answer, "port", g_ascii_strtoll (port, NULL, 10));
+  if (job->copy_storage)
+    json_object_set_int_member (answer, "nbd-port", job->nbd_port);
   g_message ("vm '%s': incoming migration from %s: QEMU listens on %s:%s (TLS)", job->name,
              job->from, json_object_get_string_member_with_default (addr, "host", "?"), port);
   peer_request_return (job->prepare, json_node_init_object (json_node_alloc (), answer));
@@ -287,9 +327,52 @@ on_incoming_ready (Vm *vm, const GError *error, gpointer data)
   seq = migrate_qmp_seq_new ();
   params = json_object_new ();
   incoming = json_object_new ();
+  if (job->copy_storage && vm_get_config (vm)->disks->len > 0)
+    {
+      g_autofree char *nbd_host = migrate_listen_host (host);
+      g_autofree char *port = NULL;
+      JsonObject *start = json_object_new ();
+      JsonObject *addr = json_object_new ();
+      JsonObject *inet = json_object_new ();
+
+      job->nbd_port = migrate_free_port (nbd_host, &tls_error);
+      if (job->nbd_port < 0)
+        {
+          json_object_unref (start);
+          json_object_unref (addr);
+          json_object_unref (inet);
+          json_object_unref (params);
+          json_object_unref (incoming);
+          migrate_qmp_seq_free (seq);
+          return end_failed (job, "no free port for the disks' NBD server: %s", tls_error->message);
+        }
+      port = g_strdup_printf ("%" G_GINT64_FORMAT, job->nbd_port);
+      /* 7.2 wants the legacy SocketAddress form here (QMP-NOTES 2.12). */
+      json_object_set_string_member (inet, "host", nbd_host);
+      json_object_set_string_member (inet, "port", port);
+      json_object_set_string_member (addr, "type", "inet");
+      json_object_set_object_member (addr, "data", inet);
+      json_object_set_object_member (start, "addr", addr);
+      json_object_set_string_member (start, "tls-creds", MIGRATE_TLS_OBJECT);
+      migrate_qmp_seq_add (seq, "object-add", migrate_tls_object (job->tls_dir, TRUE), FALSE);
+      migrate_qmp_seq_add (seq, "nbd-server-start", start, FALSE);
+      for (guint i = 0; i < vm_get_config (vm)->disks->len; i++)
+        {
+          g_autofree char *node = qemu_argv_disk_node (vm_get_config (vm)->disks->pdata[i], 0);
+          JsonObject *export = json_object_new ();
+          g_autofree char *id = g_strdup_printf ("vmherd-mig-%s", node);
+          json_object_set_string_member (export, "type", "nbd");
+          json_object_set_string_member (export, "id", id);
+          json_object_set_string_member (export, "node-name", node);
+          json_object_set_string_member (export, "name", node);
+          json_object_set_boolean_member (export, "writable", TRUE);
+          migrate_qmp_seq_add (seq, "block-export-add", export, FALSE);
+        }
+    }
+  else
+    migrate_qmp_seq_add (seq, "object-add", migrate_tls_object (job->tls_dir, TRUE), FALSE);
   migrate_qmp_seq_add (seq, "migrate-set-capabilities",
                        migrate_qmp_capabilities (job->postcopy ? caps_postcopy : caps_plain), FALSE);
-  migrate_qmp_seq_add (seq, "object-add", migrate_tls_object (job->tls_dir, TRUE), FALSE);
   json_object_set_string_member (params, "tls-creds", MIGRATE_TLS_OBJECT);
   migrate_qmp_seq_add (seq, "migrate-set-parameters", params, FALSE);
   json_object_set_string_member (incoming, "uri", address);
@@ -357,16 +440,104 @@ check_incoming (Daemon *daemon, const char *read_path, const char *path, const c
   return g_steal_pointer (&config);
 }
 
+/* The file checked, the disks in place: define the VM here and start its QEMU. */
+static void
+prepare_start (MigrateIn *job)
+{
+  Daemon *daemon = job->daemon;
+  g_autofree char *problem = NULL;
+  VmConfig *config = check_incoming (daemon, job->incoming_path, job->final_path, job->machine, &problem);
+  Vm *vm;
+
+  if (config == NULL)
+    {
+      g_message ("vm '%s': incoming migration from %s refused: %s", job->name, job->from, problem);
+      return end_failed (job, "%s", problem);
+    }
+  config->checksum = g_strdup (job->checksum);
+  vm = vm_new (config, daemon->host, &daemon->probe->caps, &daemon_vm_observer, daemon);
+  vm_set_netlink (vm, daemon->netlink);
+  g_hash_table_insert (daemon->vms, g_strdup (job->name), vm);
+  daemon_broadcast_config (daemon, job->name, "defined", "incoming migration", NULL);
+  vm_start_incoming (vm, job->from, on_incoming_ready, job);
+}
+
+static void make_next_disk (MigrateIn *job);
+
+static void
+on_disk_made (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
+{
+  MigrateIn *job = data;
+  VmDisk *disk = job->config->disks->pdata[job->next_disk];
+  g_autoptr(GError) error = NULL;
+  gboolean ok = disk->base != NULL ? images_overlay_create_finish (result, &error)
+                                   : images_create_finish (result, &error);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (!ok)
+    return end_failed (job, "%s cannot make disk '%s' (%s): %s", host_config_peer_name (job->daemon->host),
+                       disk->section.name, disk->image, error->message);
+  g_ptr_array_add (job->created, g_strdup (disk->image));
+  job->next_disk++;
+  make_next_disk (job);
+}
+
+/* --copy-storage: each disk made empty at the source's size (or as an overlay on the same
+ * base, which must be here too); never over an existing file, which would be the guest's
+ * own disk on shared storage. */
+static void
+make_next_disk (MigrateIn *job)
+{
+  const HostConfig *host = job->daemon->host;
+  VmDisk *disk;
+  g_autofree char *node = NULL;
+  gint64 size = -1;
+  uid_t uid;
+  gid_t gid;
+  g_autoptr(GError) error = NULL;
+
+  if (job->ended)
+    return;
+  if (job->next_disk == job->config->disks->len)
+    {
+      g_clear_pointer (&job->config, vm_config_free);
+      return prepare_start (job);
+    }
+  disk = job->config->disks->pdata[job->next_disk];
+  node = qemu_argv_disk_node (disk, 0);
+  for (guint i = 0; job->disks != NULL && i < json_array_get_length (job->disks); i++)
+    {
+      JsonObject *d = json_array_get_object_element (job->disks, i);
+      if (g_strcmp0 (control_json_get_string (d, "node"), node) == 0)
+        size = json_object_get_int_member_with_default (d, "size", -1);
+    }
+  if (g_file_test (disk->image, G_FILE_TEST_EXISTS))
+    return end_failed (job, "disk '%s': %s already exists on %s; --copy-storage makes the disks "
+                       "there (if this storage is shared, migrate without --copy-storage)",
+                       disk->section.name, disk->image, host_config_peer_name (host));
+  if (size <= 0)
+    return end_failed (job, "disk '%s': the source did not send its size", disk->section.name);
+  if (!qemu_spawn_owner (host, &uid, &gid, &error))
+    return end_failed (job, "%s", error->message);
+  if (disk->base != NULL)
+    images_overlay_create_async (host->qemu_img, disk->image, disk->base,
+                                 vm_image_format_to_string (disk->base_format), uid, gid, 60000,
+                                 job->cancel, on_disk_made, job);
+  else
+    images_create_async (host->qemu_img, disk->image, vm_image_format_to_string (disk->format),
+                         (guint64) size, FALSE, uid, gid, 60000, job->cancel, on_disk_made, job);
+}
+
 void
 migrate_in_prepare (Daemon *daemon, PeerRequest *request, JsonObject *args)
 {
   const char *name = control_json_get_string (args, "vm");
   const char *text = control_json_get_string (args, "config");
-  const char *machine = control_json_get_string (args, "machine");
+  JsonNode *disks = json_object_get_member (args, "disks");
   g_autofree char *problem = NULL, *file = NULL, *dot = NULL;
   g_autoptr(GError) error = NULL;
   MigrateIn *job;
-  VmConfig *config;
   Vm *vm;
 
   if (name == NULL || text == NULL || !vm_name_is_valid (name, &problem))
@@ -388,6 +559,10 @@ migrate_in_prepare (Daemon *daemon, PeerRequest *request, JsonObject *args)
   job->incoming_path = g_build_filename (daemon->host->vm_dir, dot, NULL);
   job->checksum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
   job->postcopy = json_object_get_boolean_member_with_default (args, "postcopy", FALSE);
+  job->copy_storage = json_object_get_boolean_member_with_default (args, "copy-storage", FALSE);
+  job->disks = disks != NULL && JSON_NODE_HOLDS_ARRAY (disks) ? json_array_ref (json_node_get_array (disks)) : NULL;
+  job->machine = g_strdup (control_json_get_string (args, "machine"));
+  job->created = g_ptr_array_new_with_free_func (g_free);
   job->cancel = g_cancellable_new ();
   if (g_file_test (job->final_path, G_FILE_TEST_EXISTS))
     {
@@ -401,25 +576,23 @@ migrate_in_prepare (Daemon *daemon, PeerRequest *request, JsonObject *args)
                           host_config_peer_name (daemon->host), error->message);
       return migrate_in_free (job);
     }
-  config = check_incoming (daemon, job->incoming_path, job->final_path, machine, &problem);
-  if (config == NULL)
-    {
-      g_unlink (job->incoming_path);
-      g_message ("vm '%s': incoming migration from %s refused: %s", name, job->from, problem);
-      peer_request_error (request, "GenericError", "%s refuses vm '%s': %s", host_config_peer_name (daemon->host),
-                          name, problem);
-      return migrate_in_free (job);
-    }
-  config->checksum = g_strdup (job->checksum);
+  /* From here on, a failure answers the request and removes every trace (cleanup()). */
   job->prepare = request;
   job->connection = peer_connection_ref (peer_request_get_connection (request));
   job->close_watch = peer_connection_watch_close (job->connection, on_source_closed, job);
   g_hash_table_insert (daemon->migrations_in, g_strdup (name), job);
-  vm = vm_new (config, daemon->host, &daemon->probe->caps, &daemon_vm_observer, daemon);
-  vm_set_netlink (vm, daemon->netlink);
-  g_hash_table_insert (daemon->vms, g_strdup (name), vm);
-  daemon_broadcast_config (daemon, name, "defined", "incoming migration", NULL);
-  vm_start_incoming (vm, job->from, on_incoming_ready, job);
+  if (!job->copy_storage)
+    return prepare_start (job);
+  {
+    g_autoptr(ConfigErrors) errors = config_errors_new ();
+    job->config = vm_config_load_as (job->incoming_path, job->final_path, errors);
+    if (job->config == NULL)
+      {
+        g_autofree char *first = config_error_format (errors->pdata[0]);
+        return end_failed (job, "%s", first);
+      }
+  }
+  make_next_disk (job);
 }
 
 void
@@ -449,6 +622,8 @@ migrate_in_finish (Daemon *daemon, PeerRequest *request, JsonObject *args)
   if (job->finish != NULL)
     return peer_request_error (request, "Busy", "migrate-finish of '%s' is already waiting", name);
   job->finish = request;
+  if (job->completed && !job->cont_sent)
+    run_guest (job);
   if (job->resumed)
     {
       answer_finish (job);

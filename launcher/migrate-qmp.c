@@ -43,6 +43,12 @@ seq_free (MigrateQmpSeq *seq)
   g_free (seq);
 }
 
+void
+migrate_qmp_seq_free (MigrateQmpSeq *seq)
+{
+  seq_free (seq);
+}
+
 MigrateQmpSeq *
 migrate_qmp_seq_new (void)
 {
@@ -235,16 +241,46 @@ migrate_mem_available (void)
 }
 
 char *
-migrate_listen_address (const HostConfig *host)
+migrate_listen_host (const HostConfig *host)
 {
   g_autofree char *address = NULL;
   guint16 port;
 
   if (host->migrate_address != NULL)
-    address = g_strdup (host->migrate_address);
-  else if (host_config_peer_listen (host) == NULL || !host_listen_parse (host_config_peer_listen (host), &address, &port))
-    address = g_strdup ("0.0.0.0");
+    return g_strdup (host->migrate_address);
+  if (host_config_peer_listen (host) == NULL || !host_listen_parse (host_config_peer_listen (host), &address, &port))
+    return g_strdup ("0.0.0.0");
+  return g_steal_pointer (&address);
+}
+
+char *
+migrate_listen_address (const HostConfig *host)
+{
+  g_autofree char *address = migrate_listen_host (host);
+
   /* Port 0: QEMU picks a free one and query-migrate tells it (one port per migration). */
   return strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:0", address)
                                : g_strdup_printf ("tcp:%s:0", address);
+}
+
+gint64
+migrate_free_port (const char *address, GError **error)
+{
+  g_autoptr(GSocket) sock = NULL;
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (address);
+  g_autoptr(GSocketAddress) any = NULL;
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  if (inet == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "'%s' is not an IP address", address);
+      return -1;
+    }
+  sock = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+  if (sock == NULL)
+    return -1;
+  any = g_inet_socket_address_new (inet, 0);
+  if (!g_socket_bind (sock, any, FALSE, error) || (bound = g_socket_get_local_address (sock, error)) == NULL)
+    return -1;
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }

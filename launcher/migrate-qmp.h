@@ -19,6 +19,7 @@ typedef void (*MigrateQmpDone) (JsonNode *last_reply, const char *failed_command
                                 const GError *error, gpointer user_data);
 
 MigrateQmpSeq *migrate_qmp_seq_new (void);
+void migrate_qmp_seq_free (MigrateQmpSeq *seq);   /* one never run */
 /* Appends a command; arguments (nullable) are taken.  may_fail: an error is logged and the
  * sequence goes on (object-del of a leftover object). */
 void migrate_qmp_seq_add (MigrateQmpSeq *seq, const char *command, JsonObject *arguments,
@@ -45,3 +46,7 @@ gint64 migrate_mem_available (void);
 /* The migrate-incoming URI of this host: tcp:ADDR:0 on [migration] address, else on the
  * [peer] listen address. */
 char *migrate_listen_address (const HostConfig *host);
+/* The bare address of that (for the NBD server of --copy-storage). */
+char *migrate_listen_host (const HostConfig *host);
+/* A TCP port free on address right now (bound and released), or -1 with an error. */
+gint64 migrate_free_port (const char *address, GError **error);

@@ -13,7 +13,7 @@
 #define FINISH_TIMEOUT_MS 60000
 #define ROLLBACK_WAIT_MS 10000
 
-static const char *const step_names[] = { "connect", "prepare", "setup", "transfer", "switchover", "done" };
+static const char *const step_names[] = { "connect", "prepare", "setup", "storage", "transfer", "switchover", "done" };
 
 const char *
 migrate_step_to_string (MigrateStep step)
@@ -27,6 +27,10 @@ struct _MigrateOut
   char *name;
   char *to;
   gboolean postcopy, postcopy_started;
+  gboolean copy_storage;        /* disks go over NBD + blockdev-mirror first (QMP-NOTES 2.12) */
+  GPtrArray *disk_nodes;        /* the top node of each disk (char *) */
+  guint mirrors_waiting;        /* jobs not yet READY (mirroring) or not yet COMPLETED */
+  gboolean mirrors_started;
   MigrateProgressFunc progress;
   MigrateOutDone done;
   gpointer user_data;
@@ -38,6 +42,9 @@ struct _MigrateOut
   char *config_text;
   char *config_path;
   char *tls_dir;
+  char *address;                /* the destination's stream address */
+  char *uri;
+  gint64 nbd_port;
   PeerClient *peer;
   GCancellable *cancel;         /* everything of this job */
   QmpClient *qmp;               /* the VM's, borrowed while the VM is MIGRATING */
@@ -59,6 +66,7 @@ struct _MigrateOut
 
 static void finish_job (MigrateOut *job, JsonObject *result);
 static void fail (MigrateOut *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static void send_migrate (MigrateOut *job);
 
 static Vm *
 job_vm (MigrateOut *job)
@@ -80,10 +88,13 @@ job_free (MigrateOut *job)
   g_clear_pointer (&job->peer, peer_client_free);
   migrate_tls_dir_remove (job->tls_dir);
   g_free (job->tls_dir);
+  g_free (job->address);
+  g_free (job->uri);
   g_free (job->name);
   g_free (job->to);
   g_free (job->config_text);
   g_free (job->config_path);
+  g_clear_pointer (&job->disk_nodes, g_ptr_array_unref);
   g_clear_pointer (&job->final, json_object_unref);
   g_clear_error (&job->error);
   g_free (job);
@@ -131,12 +142,43 @@ notify_peer_abort (MigrateOut *job)
   peer_client_call_async (job->peer, "migrate-abort", args, 5000, NULL, NULL, NULL, NULL, NULL);
 }
 
+static char *
+mirror_id (const char *node)
+{
+  return g_strdup_printf ("vmherd-mig-%s", node);
+}
+
+/* The mirror jobs (force: a READY mirror would otherwise complete) and NBD targets of a
+ * failed storage copy: the source's own disks never changed. */
+static void
+drop_mirrors (MigrateOut *job)
+{
+  if (!job->mirrors_started || job->qmp == NULL)
+    return;
+  job->mirrors_started = FALSE;
+  for (guint i = 0; i < job->disk_nodes->len; i++)
+    {
+      g_autofree char *id = mirror_id (job->disk_nodes->pdata[i]);
+      g_autoptr(JsonObject) cancel = json_object_new ();
+      g_autoptr(JsonObject) del = json_object_new ();
+
+      json_object_set_string_member (cancel, "device", id);
+      json_object_set_boolean_member (cancel, "force", TRUE);
+      qmp_client_execute_async (job->qmp, "block-job-cancel", cancel, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                                NULL, NULL, NULL);
+      json_object_set_string_member (del, "node-name", id);
+      qmp_client_execute_async (job->qmp, "blockdev-del", del, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                                NULL, NULL, NULL);
+    }
+}
+
 static void
 rollback_done (MigrateOut *job, gboolean running)
 {
   Vm *vm = job_vm (job);
   g_autofree char *where = NULL;
 
+  drop_mirrors (job);
   if (vm != NULL)
     vm_migration_rolled_back (vm, running, job->error->message);
   where = g_strdup_printf ("%s; the guest %s on this host", job->error->message,
@@ -389,8 +431,51 @@ completed (MigrateOut *job)
     return;
   job->step = MIGRATE_STEP_SWITCHOVER;
   g_clear_handle_id (&job->poll_timer, g_source_remove);
+  if (job->mirrors_started)
+    {
+      /* The source is stopped: cancelling a READY mirror completes it without a pivot, and
+       * its last writes are then on the destination's disk (QMP-NOTES 2.12 step 6). */
+      job->mirrors_waiting = job->disk_nodes->len;
+      for (guint i = 0; i < job->disk_nodes->len; i++)
+        {
+          g_autofree char *id = mirror_id (job->disk_nodes->pdata[i]);
+          g_autoptr(JsonObject) args = json_object_new ();
+          json_object_set_string_member (args, "device", id);
+          qmp_client_execute_async (job->qmp, "block-job-cancel", args, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                                    job->cancel, NULL, NULL);
+        }
+      return;                   /* on_qmp_event() goes on at the last BLOCK_JOB_COMPLETED */
+    }
   /* The stats first (they are only final a moment later on 7.2), then the destination. */
   job->poll_timer = g_timeout_add (100, on_final_tick, job);
+}
+
+/* BLOCK_JOB_* of our mirrors. */
+static void
+on_mirror_event (MigrateOut *job, const QmpMessage *event)
+{
+  const char *device = json_object_get_string_member_with_default (event->data, "device", "");
+  const char *error = json_object_get_string_member_with_default (event->data, "error", NULL);
+
+  if (!g_str_has_prefix (device, "vmherd-mig-") || !job->mirrors_started || job->ending)
+    return;
+  if (strcmp (event->event, "BLOCK_JOB_READY") == 0 && job->step == MIGRATE_STEP_STORAGE)
+    {
+      if (--job->mirrors_waiting == 0)
+        send_migrate (job);
+    }
+  else if (strcmp (event->event, "BLOCK_JOB_ERROR") == 0)
+    fail (job, "copying disk node %s: %s error (%s)", device + 11,
+          json_object_get_string_member_with_default (event->data, "operation", "I/O"),
+          json_object_get_string_member_with_default (event->data, "action", "?"));
+  else if (strcmp (event->event, "BLOCK_JOB_COMPLETED") == 0 && job->step == MIGRATE_STEP_SWITCHOVER
+           && error == NULL)
+    {
+      if (--job->mirrors_waiting == 0)
+        job->poll_timer = g_timeout_add (100, on_final_tick, job);
+    }
+  else if (strcmp (event->event, "BLOCK_JOB_COMPLETED") == 0 || strcmp (event->event, "BLOCK_JOB_CANCELLED") == 0)
+    fail (job, "copying disk node %s stopped: %s", device + 11, error ? error : "cancelled");
 }
 
 /* ---- transfer: events, progress, escalation ---- */
@@ -419,6 +504,8 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
 
   if (strcmp (event->event, "STOP") == 0 && event->timestamp_seconds >= 0)
     job->stop_us = event->timestamp_seconds * G_USEC_PER_SEC + event->timestamp_microseconds;
+  if (g_str_has_prefix (event->event, "BLOCK_JOB_") && event->data != NULL)
+    return on_mirror_event (job, event);
   if (strcmp (event->event, "MIGRATION") != 0 || event->data == NULL || job->ending)
     return;
   status = json_object_get_string_member_with_default (event->data, "status", "");
@@ -564,25 +651,176 @@ on_migrate_sent (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, cons
 }
 
 static void
-start_stream (MigrateOut *job, const char *address, gint64 port)
+send_migrate (MigrateOut *job)
+{
+  MigrateQmpSeq *seq = migrate_qmp_seq_new ();
+  JsonObject *migrate = json_object_new ();
+
+  g_clear_handle_id (&job->poll_timer, g_source_remove);
+  job->step = MIGRATE_STEP_TRANSFER;
+  json_object_set_string_member (migrate, "uri", job->uri);
+  migrate_qmp_seq_add (seq, "migrate", migrate, FALSE);
+  g_message ("vm '%s': migrating to %s over %s (TLS)", job->name, job->to, job->uri);
+  migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_migrate_sent, job);
+}
+
+/* ---- storage: every disk mirrored into the destination's NBD export ---- */
+
+static void
+on_jobs_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
+{
+  MigrateOut *job = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) reply = qmp_client_execute_finish (NULL, result, &error);
+  g_autoptr(JsonObject) p = json_object_new ();
+  gint64 done = 0, total = 0;
+
+  if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
+    return;
+  job->poll_busy = FALSE;
+  if (job->ending || job->step != MIGRATE_STEP_STORAGE || reply == NULL || !JSON_NODE_HOLDS_ARRAY (reply))
+    return;
+  for (guint i = 0; i < json_array_get_length (json_node_get_array (reply)); i++)
+    {
+      JsonObject *j = json_array_get_object_element (json_node_get_array (reply), i);
+      if (!g_str_has_prefix (control_json_get_string (j, "device") ?: "", "vmherd-mig-"))
+        continue;
+      done += member_int (j, "offset");
+      total += member_int (j, "len");
+    }
+  json_object_set_string_member (p, "vm", job->name);
+  json_object_set_string_member (p, "to", job->to);
+  json_object_set_string_member (p, "status", "storage");
+  json_object_set_int_member (p, "transferred", done);
+  json_object_set_int_member (p, "remaining", total - done);
+  json_object_set_int_member (p, "total", total);
+  json_object_set_int_member (p, "elapsed-ms", (g_get_monotonic_time () - job->started) / 1000);
+  if (job->progress != NULL)
+    job->progress (p, job->user_data);
+  if (done > job->last_transferred || job->moved_at == 0)
+    {
+      job->last_transferred = done;
+      job->moved_at = g_get_monotonic_time ();
+    }
+  else if (g_get_monotonic_time () - job->moved_at > job->daemon->host->migrate_stall_timeout_ms * 1000)
+    fail (job, "no disk data went over for %" G_GINT64_FORMAT " s (is the link to %s down?)",
+          job->daemon->host->migrate_stall_timeout_ms / 1000, job->to);
+  else if (g_get_monotonic_time () > job->deadline)
+    fail (job, "the disks were not copied after %" G_GINT64_FORMAT " s (the [migration] timeout)",
+          job->daemon->host->migrate_timeout_ms / 1000);
+}
+
+static gboolean
+on_storage_tick (gpointer data)
+{
+  MigrateOut *job = data;
+
+  if (!job->poll_busy)
+    {
+      job->poll_busy = TRUE;
+      qmp_client_execute_async (job->qmp, "query-block-jobs", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                                job->cancel, on_jobs_reply, job);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_mirrors_started (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const GError *error,
+                    gpointer data)
+{
+  MigrateOut *job = data;
+
+  if (job->ending)
+    return;
+  if (failed_command != NULL)
+    return fail (job, "QMP %s: %s", failed_command, error->message);
+  job->moved_at = 0;
+  job->last_transferred = 0;
+  job->poll_timer = g_timeout_add (POLL_MS, on_storage_tick, job);
+}
+
+static void
+start_mirrors (MigrateOut *job)
+{
+  MigrateQmpSeq *seq = migrate_qmp_seq_new ();
+  const VmConfig *config = vm_get_config (job_vm (job));
+
+  job->step = MIGRATE_STEP_STORAGE;
+  job->mirrors_started = TRUE;
+  job->mirrors_waiting = job->disk_nodes->len;
+  for (guint i = 0; i < job->disk_nodes->len; i++)
+    {
+      const char *node = job->disk_nodes->pdata[i];
+      const VmDisk *disk = config->disks->pdata[i];
+      g_autofree char *id = mirror_id (node);
+      g_autofree char *port = g_strdup_printf ("%" G_GINT64_FORMAT, job->nbd_port);
+      JsonObject *del = json_object_new ();
+      JsonObject *add = json_object_new ();
+      JsonObject *server = json_object_new ();
+      JsonObject *mirror = json_object_new ();
+
+      json_object_set_string_member (del, "node-name", id);
+      migrate_qmp_seq_add (seq, "blockdev-del", del, TRUE);   /* a failed earlier attempt's */
+      json_object_set_string_member (add, "driver", "nbd");
+      json_object_set_string_member (add, "node-name", id);
+      json_object_set_string_member (server, "type", "inet");
+      json_object_set_string_member (server, "host", job->address);
+      json_object_set_string_member (server, "port", port);
+      json_object_set_object_member (add, "server", server);
+      json_object_set_string_member (add, "export", node);
+      json_object_set_string_member (add, "tls-creds", MIGRATE_TLS_OBJECT);
+      json_object_set_string_member (add, "tls-hostname", job->to);
+      migrate_qmp_seq_add (seq, "blockdev-add", add, FALSE);
+      json_object_set_string_member (mirror, "job-id", id);
+      json_object_set_string_member (mirror, "device", node);
+      json_object_set_string_member (mirror, "target", id);
+      /* Over a base image (on both hosts), only the overlay's own data goes. */
+      json_object_set_string_member (mirror, "sync", disk->base != NULL ? "top" : "full");
+      /* Once READY, guest writes go to both sides at once, so the copy converges. */
+      json_object_set_string_member (mirror, "copy-mode", "write-blocking");
+      migrate_qmp_seq_add (seq, "blockdev-mirror", mirror, FALSE);
+    }
+  g_message ("vm '%s': copying %u disk(s) to %s over NBD (TLS)", job->name, job->disk_nodes->len, job->to);
+  migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_mirrors_started, job);
+}
+
+static void
+on_setup_done (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const GError *error,
+               gpointer data)
+{
+  MigrateOut *job = data;
+
+  if (job->ending)
+    return;
+  if (failed_command != NULL)
+    return fail (job, "QMP %s: %s", failed_command, error->message);
+  if (job->copy_storage && job->disk_nodes->len > 0)
+    start_mirrors (job);
+  else
+    send_migrate (job);
+}
+
+static void
+start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port)
 {
   const HostConfig *host = job->daemon->host;
   const char *caps_plain[] = { "events", "return-path", "auto-converge", NULL };
   const char *caps_postcopy[] = { "events", "return-path", "auto-converge", "postcopy-ram", NULL };
   g_autoptr(GError) error = NULL;
-  g_autofree char *uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
-                                               : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
   MigrateQmpSeq *seq;
-  JsonObject *params, *del, *migrate;
+  JsonObject *params, *del;
 
   job->step = MIGRATE_STEP_SETUP;
+  job->address = g_strdup (address);
+  job->nbd_port = nbd_port;
+  job->uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
+                                   : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
   job->tls_dir = migrate_tls_dir_create (host, job->name, FALSE, &error);
   if (job->tls_dir == NULL)
     return fail (job, "%s", error->message);
   seq = migrate_qmp_seq_new ();
   params = json_object_new ();
   del = json_object_new ();
-  migrate = json_object_new ();
   job->downtime_limit = host->migrate_downtime_ms;
   migrate_qmp_seq_add (seq, "migrate-set-capabilities",
                        migrate_qmp_capabilities (job->postcopy ? caps_postcopy : caps_plain), FALSE);
@@ -597,10 +835,7 @@ start_stream (MigrateOut *job, const char *address, gint64 port)
   json_object_set_string_member (params, "tls-creds", MIGRATE_TLS_OBJECT);
   json_object_set_string_member (params, "tls-hostname", job->to);
   migrate_qmp_seq_add (seq, "migrate-set-parameters", params, FALSE);
-  json_object_set_string_member (migrate, "uri", uri);
-  migrate_qmp_seq_add (seq, "migrate", migrate, FALSE);
-  g_message ("vm '%s': migrating to %s over %s (TLS)", job->name, job->to, uri);
-  migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_migrate_sent, job);
+  migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_setup_done, job);
 }
 
 /* ---- connect and prepare ---- */
@@ -620,7 +855,9 @@ on_prepared (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
   r = JSON_NODE_HOLDS_OBJECT (reply) ? json_node_get_object (reply) : NULL;
   if (r == NULL || control_json_get_string (r, "address") == NULL || member_int (r, "port") <= 0)
     return fail (job, "%s answered migrate-prepare without an address and port", job->to);
-  start_stream (job, control_json_get_string (r, "address"), member_int (r, "port"));
+  if (job->copy_storage && member_int (r, "nbd-port") <= 0)
+    return fail (job, "%s answered migrate-prepare without an NBD port for --copy-storage", job->to);
+  start_stream (job, control_json_get_string (r, "address"), member_int (r, "port"), member_int (r, "nbd-port"));
 }
 
 static void
@@ -635,12 +872,65 @@ on_peer_closed (PeerClient *client G_GNUC_UNUSED, const GError *reason, gpointer
 }
 
 static void
+send_prepare (MigrateOut *job, JsonArray *disks)
+{
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autofree char *file = g_path_get_basename (job->config_path);
+
+  job->step = MIGRATE_STEP_PREPARE;
+  json_object_set_string_member (args, "vm", job->name);
+  json_object_set_string_member (args, "file", file);
+  json_object_set_string_member (args, "config", job->config_text);
+  json_object_set_boolean_member (args, "postcopy", job->postcopy);
+  json_object_set_string_member (args, "machine", job->daemon->probe->caps.default_machine);
+  json_object_set_boolean_member (args, "copy-storage", job->copy_storage);
+  if (disks != NULL)
+    json_object_set_array_member (args, "disks", json_array_ref (disks));
+  peer_client_call_async (job->peer, "migrate-prepare", args, PREPARE_TIMEOUT_MS, NULL, NULL, job->cancel,
+                          on_prepared, job);
+}
+
+/* --copy-storage: the destination creates each disk at its size (QEMU's view, not the
+ * file's: a qcow2 file is smaller than its disk). */
+static void
+on_block_nodes (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
+{
+  MigrateOut *job = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) reply = qmp_client_execute_finish (NULL, result, &error);
+  g_autoptr(JsonArray) disks = json_array_new ();
+  JsonArray *nodes;
+
+  if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED) || job->ending)
+    return;
+  if (reply == NULL || !JSON_NODE_HOLDS_ARRAY (reply))
+    return fail (job, "QMP query-named-block-nodes: %s", error ? error->message : "not an array");
+  nodes = json_node_get_array (reply);
+  for (guint d = 0; d < job->disk_nodes->len; d++)
+    {
+      gint64 size = -1;
+      for (guint i = 0; i < json_array_get_length (nodes); i++)
+        {
+          JsonObject *n = json_array_get_object_element (nodes, i);
+          if (g_strcmp0 (control_json_get_string (n, "node-name"), job->disk_nodes->pdata[d]) == 0)
+            size = member_int (member_object (n, "image"), "virtual-size");
+        }
+      if (size <= 0)
+        return fail (job, "QEMU does not show the size of disk node %s", (char *) job->disk_nodes->pdata[d]);
+      JsonObject *disk = json_object_new ();
+      json_object_set_string_member (disk, "node", job->disk_nodes->pdata[d]);
+      json_object_set_int_member (disk, "size", size);
+      json_array_add_object_element (disks, disk);
+    }
+  send_prepare (job, disks);
+}
+
+static void
 on_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
   MigrateOut *job = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autofree char *file = NULL;
+  g_autoptr(JsonObject) flat = json_object_new ();
   PeerClient *peer = peer_client_connect_finish (result, &error);
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -651,20 +941,16 @@ on_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data
     return peer_client_free (peer);
   job->peer = peer;
   peer_client_set_closed_func (peer, on_peer_closed, job);
-  job->step = MIGRATE_STEP_PREPARE;
-  file = g_path_get_basename (job->config_path);
-  json_object_set_string_member (args, "vm", job->name);
-  json_object_set_string_member (args, "file", file);
-  json_object_set_string_member (args, "config", job->config_text);
-  json_object_set_boolean_member (args, "postcopy", job->postcopy);
-  json_object_set_string_member (args, "machine", job->daemon->probe->caps.default_machine);
-  peer_client_call_async (peer, "migrate-prepare", args, PREPARE_TIMEOUT_MS, NULL, NULL, job->cancel,
-                          on_prepared, job);
+  if (!job->copy_storage)
+    return send_prepare (job, NULL);
+  json_object_set_boolean_member (flat, "flat", TRUE);
+  qmp_client_execute_async (job->qmp, "query-named-block-nodes", flat, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
+                            job->cancel, on_block_nodes, job);
 }
 
 MigrateOut *
 migrate_out_start (Daemon *daemon, Vm *vm, const char *to, gboolean postcopy,
-                   MigrateProgressFunc progress, MigrateOutDone done, gpointer user_data,
+                   gboolean copy_storage, MigrateProgressFunc progress, MigrateOutDone done, gpointer user_data,
                    GError **error)
 {
   const VmConfig *config = vm_get_config (vm);
@@ -721,6 +1007,10 @@ migrate_out_start (Daemon *daemon, Vm *vm, const char *to, gboolean postcopy,
   job->name = g_strdup (config->name);
   job->to = g_strdup (to);
   job->postcopy = postcopy;
+  job->copy_storage = copy_storage;
+  job->disk_nodes = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < config->disks->len; i++)
+    g_ptr_array_add (job->disk_nodes, qemu_argv_disk_node (config->disks->pdata[i], 0));
   job->progress = progress;
   job->done = done;
   job->user_data = user_data;

@@ -14,6 +14,7 @@ typedef enum
   MIGRATE_STEP_CONNECT,         /* the peer link to the destination */
   MIGRATE_STEP_PREPARE,         /* the destination checks the VM and starts its QEMU */
   MIGRATE_STEP_SETUP,           /* capabilities, TLS, parameters on the source QEMU */
+  MIGRATE_STEP_STORAGE,         /* --copy-storage: the disks mirrored to the destination */
   MIGRATE_STEP_TRANSFER,        /* RAM going over */
   MIGRATE_STEP_SWITCHOVER,      /* source stopped; the destination resumes the guest */
   MIGRATE_STEP_DONE,
@@ -31,8 +32,11 @@ typedef void (*MigrateOutDone) (const GError *error, JsonObject *result, gpointe
 
 /* Starts moving vm to the peer host `to`.  FALSE (nothing started) when the VM or the
  * request is not fit: not running, has snapshot layers, its file changed since it started,
+ * (copy_storage: its disks are copied to the destination, which creates them, instead of
+ * being on storage both reach),
  * `to` is not a configured peer, already migrating. */
 MigrateOut *migrate_out_start (Daemon *daemon, Vm *vm, const char *to, gboolean postcopy,
+                               gboolean copy_storage,
                                MigrateProgressFunc progress, MigrateOutDone done,
                                gpointer user_data, GError **error);
 /* Cancels (an operator's `migrate --cancel`): FALSE when the switchover already began. */

@@ -9,6 +9,8 @@
 #include <json-glib/json-glib.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -515,6 +517,102 @@ test_failures_keep_the_guest (void)
   assert_file (a, "f.conf", TRUE);
 }
 
+
+static int
+serial_connect (Host *h, const char *vm)
+{
+  g_autofree char *path = g_strdup_printf ("%s/run/vm/%s/serial.sock", h->dir, vm);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpuint (strlen (path), <, sizeof addr.sun_path);
+  strcpy (addr.sun_path, path);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  return fd;
+}
+
+/* Types command on the guest's serial console, then has it print the MD5 of /dev/vda as
+ * read from the disk itself (caches dropped first); returns the 32 hex digits. */
+static char *
+guest_md5 (Host *h, const char *vm, const char *before)
+{
+  g_autofree char *command = g_strdup_printf ("%s sync; echo 3 > /proc/sys/vm/drop_caches; "
+                                              "echo \"vmherd-md5 $(md5sum /dev/vda | cut -c1-32) done\"\n",
+                                              before);
+  g_autofree char *got = NULL;
+  g_autoptr(GRegex) re = g_regex_new ("vmherd-md5 ([0-9a-f]{32}) done\r?\n", 0, 0, NULL);
+  g_autoptr(GMatchInfo) match = NULL;
+  int fd = serial_connect (h, vm);
+
+  g_assert_cmpint (write (fd, command, strlen (command)), ==, (gssize) strlen (command));
+  got = read_until (fd, " done\r\n", 120000);
+  close (fd);
+  g_assert_true (g_regex_match (re, got, 0, &match));
+  return g_match_info_fetch (match, 1);
+}
+
+static char *
+file_md5 (const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  return g_compute_checksum_for_data (G_CHECKSUM_MD5, (const guchar *) data, len);
+}
+
+/* A disk that only the source has: the destination makes it, the blocks go over NBD,
+ * and what the guest wrote before is what it reads there. */
+static void
+test_copy_storage (void)
+{
+  g_autofree char *gk = NULL, *gi = NULL, *guest = NULL, *src = NULL, *dst = NULL;
+  g_autofree char *before = NULL, *after = NULL, *on_disk = NULL;
+  Host *a, *b;
+  TestRun r;
+
+  if (!test_require_guest (&gk, &gi))
+    return;
+  switch_up ();
+  make_pki ();
+  a = peer_host ("a", "host = b 10.89.0.12:7480\n", pki, NULL);
+  b = peer_host ("b", "host = a 10.89.0.11:7480\n", pki, NULL);
+  /* A relative image is in each host's own vm-dir: local storage. */
+  src = g_strdup_printf ("%s/vms.d/s-data.raw", a->dir);
+  dst = g_strdup_printf ("%s/vms.d/s-data.raw", b->dir);
+  sh ("head -c 16777216 /dev/urandom > %s && chown nobody %s", src, src);
+  guest = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
+                           "append = console=ttyS0 quiet vmherd.heartbeat=100\n"
+                           "[disk data]\nimage = s-data.raw\nformat = raw\n[health]\npanic = none\n", gk, gi);
+  host_add_vm (a, "s", guest);
+  r = test_run_vmherd (a->config, NULL, "reload", NULL);
+  test_run_clear (&r);
+  start_vm (a, "s");
+  test_wait_until (heartbeat_past (a, "s", 5), 120000, "the guest's counter on a");
+  before = guest_md5 (a, "s", "dd if=/dev/urandom of=/dev/vda bs=1M count=2 seek=4 conv=fsync 2>/dev/null;");
+
+  /* Without --copy-storage, b has no such image: refused, nothing made. */
+  r = test_run_vmherd (a->config, NULL, "migrate", "s", "b", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "failed at step 'prepare': b refused: "));
+  g_assert_nonnull (strstr (r.err, "s-data.raw"));
+  test_run_clear (&r);
+  g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+  assert_nothing_left (b, "s");
+
+  r = test_run_vmherd (a->config, NULL, "migrate", "s", "b", "--copy-storage", NULL);
+  g_test_message ("%s", r.out);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (g_str_has_prefix (r.out, "s: migrated to b in "));
+  test_run_clear (&r);
+  g_assert_true (g_file_test (dst, G_FILE_TEST_EXISTS));
+  after = guest_md5 (b, "s", "");
+  g_assert_cmpstr (after, ==, before);
+  on_disk = file_md5 (dst);
+  g_assert_cmpstr (on_disk, ==, before);
+}
+
 static void
 test_evacuate (void)
 {
@@ -578,6 +676,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/migrate/live", test_live_migration);
   g_test_add_func ("/migrate/failures-keep-the-guest", test_failures_keep_the_guest);
+  g_test_add_func ("/migrate/copy-storage", test_copy_storage);
   g_test_add_func ("/migrate/evacuate", test_evacuate);
   return g_test_run ();
 }
