@@ -202,7 +202,31 @@ static const MetricsFamily families[] = {
     emit_cpu },
   { "vmherd_vm_rss_bytes", "gauge", "Resident memory of the VM's QEMU", emit_rss },
   { "vmherd_daemon_rss_bytes", "gauge", "Resident memory of vmherdd", NULL },
+  { "vmherd_migrations_total", "counter", "Live migrations: out (ok, failed) and in (ok)", NULL },
+  { "vmherd_migration_last_duration_seconds", "gauge", "Total time of the last guest moved out", NULL },
+  { "vmherd_migration_last_downtime_seconds", "gauge",
+    "Guest pause of the last guest moved out (STOP here to RESUME there)", NULL },
 };
+
+/* The daemon-wide samples of a family without a per-VM emitter. */
+static void
+emit_daemon (GString *out, Daemon *daemon, const char *metric, gint64 rss)
+{
+  if (strcmp (metric, "vmherd_daemon_rss_bytes") == 0 && rss >= 0)
+    g_string_append_printf (out, "%s %" G_GINT64_FORMAT "\n", metric, rss);
+  else if (strcmp (metric, "vmherd_migrations_total") == 0)
+    g_string_append_printf (out, "%1$s{direction=\"out\",result=\"ok\"} %2$" G_GUINT64_FORMAT "\n"
+                            "%1$s{direction=\"out\",result=\"failed\"} %3$" G_GUINT64_FORMAT "\n"
+                            "%1$s{direction=\"in\",result=\"ok\"} %4$" G_GUINT64_FORMAT "\n", metric,
+                            daemon->migration_stats.out_ok, daemon->migration_stats.out_failed,
+                            daemon->migration_stats.in_ok);
+  else if (strcmp (metric, "vmherd_migration_last_duration_seconds") == 0
+           && daemon->migration_stats.last_total_ms >= 0)
+    g_string_append_printf (out, "%s %.3f\n", metric, daemon->migration_stats.last_total_ms / 1000.0);
+  else if (strcmp (metric, "vmherd_migration_last_downtime_seconds") == 0
+           && daemon->migration_stats.last_downtime_ms >= 0)
+    g_string_append_printf (out, "%s %.3f\n", metric, daemon->migration_stats.last_downtime_ms / 1000.0);
+}
 
 /* utime + stime of /proc/PID/stat, in seconds. */
 static gboolean
@@ -280,6 +304,8 @@ metrics_render (Daemon *daemon)
       g_array_append_val (vms, m);
     }
   g_array_sort (vms, compare_vm_names);
+  if (!proc_rss_bytes ("self", &rss))
+    rss = -1;
   /* Every family's samples together, after its HELP and TYPE lines. */
   for (guint f = 0; f < G_N_ELEMENTS (families); f++)
     {
@@ -287,9 +313,9 @@ metrics_render (Daemon *daemon)
                               families[f].help, families[f].name, families[f].type);
       for (guint i = 0; families[f].emit != NULL && i < vms->len; i++)
         families[f].emit (out, families[f].name, &g_array_index (vms, MetricsVm, i));
+      if (families[f].emit == NULL)
+        emit_daemon (out, daemon, families[f].name, rss);
     }
-  if (proc_rss_bytes ("self", &rss))
-    g_string_append_printf (out, "vmherd_daemon_rss_bytes %" G_GINT64_FORMAT "\n", rss);
   for (guint i = 0; i < vms->len; i++)
     json_object_unref (g_array_index (vms, MetricsVm, i).o);
   return g_string_free (out, FALSE);

@@ -17,6 +17,7 @@ daemon_migrate_init (Daemon *daemon)
   daemon->migrations_out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   daemon->migrations_in = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                  (GDestroyNotify) migrate_in_free);
+  daemon->migration_stats.last_total_ms = daemon->migration_stats.last_downtime_ms = -1;
   migrate_in_cleanup_leftovers (daemon);
 }
 

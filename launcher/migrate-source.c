@@ -308,6 +308,14 @@ fail (MigrateOut *job, const char *format, ...)
 static void
 finish_job (MigrateOut *job, JsonObject *result)
 {
+  if (result != NULL)
+    {
+      job->daemon->migration_stats.out_ok++;
+      job->daemon->migration_stats.last_total_ms = json_object_get_int_member (result, "total-ms");
+      job->daemon->migration_stats.last_downtime_ms = json_object_get_int_member (result, "downtime-ms");
+    }
+  else
+    job->daemon->migration_stats.out_failed++;
   g_hash_table_steal (job->daemon->migrations_out, job->name);
   job->done (job->error, result, job->user_data);
   job_free (job);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE 1   /* unshare() */
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -102,7 +103,7 @@ peer_host (const char *name, const char *peers, const char *cert_dir, const char
   sh ("ip netns exec %1$s ip link set lo up && ip netns exec %1$s ip link add brg0 type bridge "
       "&& ip netns exec %1$s ip link set up0 master brg0 up && ip netns exec %1$s ip link set brg0 up "
       "&& ip netns exec %1$s ip addr add 10.89.0.1%2$d/24 dev brg0", ns, n);
-  conf = g_strdup_printf ("[bridge brg0]\nuplink = up0\n"
+  conf = g_strdup_printf ("metrics-listen = 10.89.0.1%2$d:9177\n[bridge brg0]\nuplink = up0\n"
                           "[peer]\nname = %1$s\nlisten = 10.89.0.1%2$d:7480\nca = %3$s/ca-cert.pem\n"
                           "cert = %4$s/%1$s-cert.pem\nkey = %4$s/%1$s-key.pem\n%5$s"
                           "[migration]\n%6$s", name, n, pki, cert_dir, peers, extra ? extra : "");
@@ -319,6 +320,28 @@ switch_up (void)
       "&& ip addr add 10.89.0.1/24 dev brs0");
 }
 
+/* The host's Prometheus metrics (metrics-listen on its bridge address, reached through
+ * the switch). */
+static char *
+metrics (Host *h)
+{
+  g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 30, NULL);
+  g_autofree char *conf = test_read_file (h->config);
+  const char *listen = strstr (conf, "metrics-listen = ");
+  g_autofree char *uri = NULL;
+  g_autoptr(SoupMessage) msg = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = NULL;
+
+  g_assert_nonnull (listen);
+  uri = g_strdup_printf ("http://%.*s/metrics", (int) strcspn (listen + 17, "\n"), listen + 17);
+  msg = soup_message_new ("GET", uri);
+  soup_session_set_proxy_resolver (session, NULL);   /* never through $http_proxy */
+  body = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  return g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+}
+
 static void
 test_live_migration (void)
 {
@@ -348,8 +371,9 @@ test_live_migration (void)
   test_wait_until (heartbeat_past (a, "g", 20), 120000, "the guest's counter on a");
   sh ("ping -n -q -c 1 -W 5 " GUEST_IP " >/dev/null || ping -n -q -c 1 -W 5 " GUEST_IP " >/dev/null");
 
-  /* A ping every 100 ms from the third namespace across the whole migration. */
-  ping = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "ping", "-n", "-q", "-i", "0.1",
+  /* A ping every 500 ms from the third namespace across the whole migration (the pause
+   * is tens of ms on an idle machine, a few hundred on a loaded one). */
+  ping = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "ping", "-n", "-q", "-i", "0.5",
                            GUEST_IP, NULL);
   g_assert_no_error (error);
   r = test_run_vmherd (a->config, NULL, "migrate", "g", "b", NULL);
@@ -388,8 +412,17 @@ test_live_migration (void)
   g_assert_cmpint (first_dst, >, last_src);
   g_assert_cmpint (first_dst - last_src, <=, 2 + downtime / 100);
 
+  /* Both ends count it; the source knows how long it took. */
+  {
+    g_autofree char *ma = metrics (a);
+    g_autofree char *mb = metrics (b);
+    g_assert_nonnull (strstr (ma, "vmherd_migrations_total{direction=\"out\",result=\"ok\"} 1\n"));
+    g_assert_nonnull (strstr (ma, "vmherd_migration_last_duration_seconds "));
+    g_assert_nonnull (strstr (mb, "vmherd_migrations_total{direction=\"in\",result=\"ok\"} 1\n"));
+  }
+
   /* The ping lost at most one packet. */
-  test_wait_until (heartbeat_past (b, "g", first_dst + 10), 30000, "a second of the guest on b");
+  test_wait_until (heartbeat_past (b, "g", first_dst + 20), 30000, "two seconds of the guest on b");
   g_subprocess_send_signal (ping, SIGINT);
   g_assert_true (g_subprocess_communicate_utf8 (ping, NULL, NULL, &ping_out, NULL, &error));
   p = strstr (ping_out, " packets transmitted, ");
@@ -399,7 +432,7 @@ test_live_migration (void)
   g_assert_cmpint (sscanf (p, "%" G_GINT64_FORMAT " packets transmitted, %" G_GINT64_FORMAT " received",
                            &sent, &received), ==, 2);
   g_test_message ("ping: %" G_GINT64_FORMAT " sent, %" G_GINT64_FORMAT " received", sent, received);
-  g_assert_cmpint (sent, >, 10);
+  g_assert_cmpint (sent, >, 3);
   g_assert_cmpint (sent - received, <=, 1);
 }
 
