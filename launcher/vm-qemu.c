@@ -137,6 +137,19 @@ on_cont_or_status (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer
     return;
   if (reply == NULL)
     return start_failed (vm, "QMP cont failed", error);
+  /* Our predecessor died between a migration's switchover and its end: this QEMU has
+   * handed the guest over (return-path: the destination loaded it) and must never run it
+   * again.  Quit it; the daemon moves the VM's file aside. */
+  if (vm->adopting && JSON_NODE_HOLDS_OBJECT (reply)
+      && g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (reply), "status", ""),
+                    "postmigrate") == 0)
+    {
+      vm->adopting = FALSE;
+      vm_log (vm, "the adopted QEMU has migrated the guest away (postmigrate): quitting it; the guest "
+              "runs on the destination");
+      vm_migration_moved (vm, "another host");
+      return;
+    }
   /* Adopted before our predecessor's `cont` went out (it died mid-start): finish it. */
   if (vm->adopting && JSON_NODE_HOLDS_OBJECT (reply)
       && g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (reply), "status", ""),

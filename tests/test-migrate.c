@@ -177,6 +177,15 @@ status (Host *h, const char *vm)
   return o;
 }
 
+/* Whether h's vmherdd knows vm at all. */
+static gboolean
+knows (Host *h, const char *vm)
+{
+  g_autoptr(JsonObject) o = status (h, vm);
+
+  return o != NULL;
+}
+
 static char *
 state_of (Host *h, const char *vm)
 {
@@ -204,9 +213,8 @@ assert_nothing_left (Host *h, const char *vm)
   g_autofree char *cmd = g_strdup_printf ("ip netns exec %s ip link show %s 2>/dev/null", h->netns, tap);
   g_autofree char *pid = g_strdup_printf ("%s/run/vm/%s/pid", h->dir, vm);
   g_autofree char *run = g_strdup_printf ("%s/run/vm/%s", h->dir, vm);
-  g_autoptr(JsonObject) o = NULL;
 
-  test_wait_until ((o = status (h, vm)) == NULL, 30000, "the destination to forget the VM");
+  test_wait_until (!knows (h, vm), 30000, "the destination to forget the VM");
   assert_file (h, file, FALSE);
   assert_file (h, dot, FALSE);
   test_wait_until (!sh_ok (cmd), 10000, "the destination tap to go");
@@ -273,7 +281,6 @@ static TestRun
 migrate_end (Migration *m)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) rest = NULL;
   g_autofree char *err = NULL;
   TestRun r = { 0 };
   GString *out = g_string_new (NULL);
@@ -392,13 +399,14 @@ test_live_migration (void)
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
   assert_file (b, "g.conf", TRUE);
   assert_file (a, "g.conf", FALSE);
-  test_wait_until (status (a, "g") == NULL, 30000, "a to forget the guest");
+  test_wait_until (!knows (a, "g"), 30000, "a to forget the guest");
 
   /* Same MAC; the counter goes on without a reboot and without a gap larger than the
    * pause: b's first heartbeat follows a's last. */
   mac = vm_derive_mac ("g", "lan");
   {
-    g_autofree char *text = json_to_string (json_node_init_object (json_node_alloc (), st), FALSE);
+    g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), st);
+    g_autofree char *text = json_to_string (node, FALSE);
     g_assert_nonnull (strstr (text, mac));
   }
   test_wait_until (heartbeat_past (b, "g", 0), 30000, "the counter on b");
@@ -434,6 +442,72 @@ test_live_migration (void)
   g_test_message ("ping: %" G_GINT64_FORMAT " sent, %" G_GINT64_FORMAT " received", sent, received);
   g_assert_cmpint (sent, >, 3);
   g_assert_cmpint (sent - received, <=, 1);
+}
+
+
+/* Accepts one connection and reads it to its end (a migration stream nobody loads). */
+static gpointer
+sink_thread (gpointer data)
+{
+  GSocket *listener = data;
+  g_autoptr(GSocket) conn = g_socket_accept (listener, NULL, NULL);
+  char buf[65536];
+
+  while (conn != NULL && g_socket_receive (conn, buf, sizeof buf, NULL, NULL) > 0)
+    ;
+  return NULL;
+}
+
+static gboolean
+qmp_says (Host *h, const char *vm, const char *command, const char *text)
+{
+  TestRun r = test_run_vmherd (h->config, NULL, "qmp", vm, command, NULL);
+  gboolean found = r.status == 0 && strstr (r.out, text) != NULL;
+
+  test_run_clear (&r);
+  return found;
+}
+
+/* The source vmherdd died after a switchover: the next one finds the QEMU in postmigrate
+ * (made here by hand: a plain migration into a sink, through QMP directly since the
+ * daemon is down), quits it and moves the file aside, so it never runs the guest again. */
+static void
+check_postmigrate_adoption (Host *a, const char *vm)
+{
+  g_autoptr(GSocket) listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string ("10.89.0.1");
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (inet, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autofree char *uri = NULL, *aside = g_strdup_printf (".%s.conf.migrated", vm);
+  g_autofree char *file = g_strdup_printf ("%s.conf", vm);
+  GThread *sink;
+  pid_t pid = qemu_pid (a, vm);
+  TestRun r;
+
+  g_assert_true (g_socket_bind (listener, any, TRUE, NULL));
+  g_assert_true (g_socket_listen (listener, NULL));
+  bound = g_socket_get_local_address (listener, NULL);
+  uri = g_strdup_printf ("uri=tcp:10.89.0.1:%u", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+  sink = g_thread_new ("sink", sink_thread, listener);
+  host_kill_daemon (a);
+  /* Plain TCP, no return path: the earlier migrations' settings stay in QEMU. */
+  r = test_run_vmherd (a->config, NULL, "qmp", vm, "migrate-set-parameters", "tls-creds=", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  r = test_run_vmherd (a->config, NULL, "qmp", vm, "migrate-set-capabilities",
+                       "capabilities=[{\"capability\":\"return-path\",\"state\":false}]", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  r = test_run_vmherd (a->config, NULL, "qmp", vm, "migrate", uri, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  test_wait_until (qmp_says (a, vm, "query-status", "postmigrate"), 60000, "the QEMU to reach postmigrate");
+  g_thread_join (sink);
+  host_restart_daemon (a);
+  test_wait_until (!test_process_alive (pid), 30000, "the postmigrate QEMU to be quit");
+  assert_file (a, file, FALSE);
+  assert_file (a, aside, TRUE);
+  test_wait_until (!knows (a, vm), 30000, "a to forget the guest");
 }
 
 /* One guest on a; each fault in turn; after each the guest runs on a, b has nothing. */
@@ -548,6 +622,8 @@ test_failures_keep_the_guest (void)
   assert_still_running (a, "f");
   assert_nothing_left (b, "f");
   assert_file (a, "f.conf", TRUE);
+
+  check_postmigrate_adoption (a, "f");
 }
 
 
@@ -684,7 +760,7 @@ test_evacuate (void)
       g_autofree char *sc = state_of (c, names[i]);
       on_b += strcmp (sb, "running") == 0;
       on_c += strcmp (sc, "running") == 0;
-      test_wait_until (status (a, names[i]) == NULL, 30000, "a to forget the guest");
+      test_wait_until (!knows (a, names[i]), 30000, "a to forget the guest");
     }
   g_assert_cmpuint (on_b + on_c, ==, 3);
   g_assert_cmpuint (on_b, >=, 1);
