@@ -222,11 +222,14 @@ print_agent (JsonObject *a)
     ? g_strdup ("-")
     : g_strdup_printf ("%.1fms", json_object_get_double_member (a, "latency-ms"));
 
+  const char *port = json_object_get_null_member (a, "port-open") ? "-"
+                     : json_object_get_boolean_member (a, "port-open") ? "open" : "closed";
+
   printf ("%-15s %s, failures %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  last %s  latency %s"
-          "  action %s%s%s%s\n", "guest-agent", json_object_get_string_member (a, "state"),
+          "  port %s  action %s%s%s%s\n", "guest-agent", json_object_get_string_member (a, "state"),
           json_object_get_int_member (a, "failures"),
           json_object_get_int_member (a, "failures-before-action"), when ? when : "-", latency,
-          json_object_get_string_member (a, "action"), error ? " (" : "", error ? error : "",
+          port, json_object_get_string_member (a, "action"), error ? " (" : "", error ? error : "",
           error ? ")" : "");
 }
 

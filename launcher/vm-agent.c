@@ -16,6 +16,7 @@
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
+#include <string.h>
 
 #include "qmp/qga-ping.h"
 
@@ -30,6 +31,7 @@ struct _VmAgent
   gboolean active;              /* the VM runs: the timer is armed */
   guint timer;                  /* the grace period, then every interval */
   GSocketConnection *connection;   /* to agent.sock, kept between good pings */
+  int port_open;                /* -1: not known yet; else whether the guest holds the port */
   /* The ping in flight, if any. */
   gboolean busy;
   gint64 started;               /* monotonic us */
@@ -125,8 +127,12 @@ static gboolean
 on_attempt_timeout (gpointer data)
 {
   VmAgent *agent = data;
-  g_autofree char *why = g_strdup_printf ("no answer within %" G_GINT64_FORMAT " ms",
-                                          agent->vm->config->health.agent_timeout_ms);
+  /* QEMU knows whether anything in the guest has the port open: say it, it is the
+   * difference between "qemu-ga is not running" and "qemu-ga hangs". */
+  g_autofree char *why = g_strdup_printf ("no answer within %" G_GINT64_FORMAT " ms%s",
+                                          agent->vm->config->health.agent_timeout_ms,
+                                          agent->port_open == 0
+                                          ? "; no agent has the port open in the guest" : "");
 
   agent->timeout_timer = 0;
   agent_result (agent, FALSE, why);
@@ -263,12 +269,27 @@ vm_agent_state_changed (Vm *vm, VmState old_state)
         return;
       vm->agent = g_new0 (VmAgent, 1);
       vm->agent->vm = vm;
+      vm->agent->port_open = -1;
     }
   /* The grace period counts from the start of the run: after a pause it is usually over. */
   ran_ms = vm->run_started ? (g_get_monotonic_time () - vm->run_started) / 1000 : 0;
   vm->agent->active = TRUE;
   vm->agent->timer = g_timeout_add ((guint) MAX (vm->config->health.agent_grace_ms - ran_ms, 0),
                                     on_grace_over, vm->agent);
+}
+
+void
+vm_agent_qmp_event (Vm *vm, const QmpMessage *event)
+{
+  JsonObject *d = event->data;
+
+  if (vm->agent == NULL || strcmp (event->event, "VSERPORT_CHANGE") != 0 || d == NULL
+      || g_strcmp0 (json_object_get_string_member_with_default (d, "id", ""),
+                    QEMU_AGENT_PORT_ID) != 0)
+    return;
+  vm->agent->port_open = json_object_get_boolean_member_with_default (d, "open", FALSE);
+  g_debug ("vm '%s': the guest %s the agent port", vm->config->name,
+           vm->agent->port_open ? "opened" : "closed");
 }
 
 gboolean
@@ -308,6 +329,12 @@ vm_agent_describe (Vm *vm)
       json_object_set_null_member (o, "last-time");
       json_object_set_null_member (o, "latency-ms");
     }
+  /* What QEMU last said of the guest's side of the port (VSERPORT_CHANGE); null: nothing
+   * yet this run (a guest still booting, or a QEMU adopted from an earlier daemon). */
+  if (agent != NULL && agent->port_open >= 0)
+    json_object_set_boolean_member (o, "port-open", agent->port_open);
+  else
+    json_object_set_null_member (o, "port-open");
   json_object_set_int_member (o, "failures", agent ? agent->failures : 0);
   json_object_set_int_member (o, "checks", agent ? (gint64) agent->checks : 0);
   if (agent != NULL && agent->last_error != NULL)

@@ -216,10 +216,11 @@ test_agent_report (void)
   g_assert_cmpfloat (json_object_get_double_member (a, "latency-ms"), >, 0);
   g_assert_cmpfloat (json_object_get_double_member (a, "latency-ms"), <, 2000);
   g_assert_true (json_object_get_null_member (a, "last-error"));
+  g_assert_true (json_object_get_boolean_member (a, "port-open"));
   r = test_run_vmherd (h->config, NULL, "status", "ga", NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_assert_nonnull (strstr (r.out, "\nguest-agent     ok, failures 0/2  last "));
-  g_assert_nonnull (strstr (r.out, "  action report\n"));
+  g_assert_nonnull (strstr (r.out, "  port open  action report\n"));
   test_run_clear (&r);
   metric = metrics_line (port, "vmherd_vm_agent_ok{vm=\"ga\"}");
   g_assert_cmpstr (metric, ==, "vmherd_vm_agent_ok{vm=\"ga\"} 1");
@@ -227,8 +228,10 @@ test_agent_report (void)
 
   type (fd, "killall qemu-ga\n");
   failing = expect_event (events, "ga", "AGENT", "failing");
+  /* QEMU saw qemu-ga close the port (VSERPORT_CHANGE): the reason says so. */
   g_assert_cmpstr (json_object_get_string_member (failing, "reason"), ==,
-                   "failed 2 times in a row (no answer within 2000 ms)");
+                   "failed 2 times in a row (no answer within 2000 ms; no agent has the port "
+                   "open in the guest)");
   after = status (h, "ga");
   g_assert_cmpstr (json_object_get_string_member (after, "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), ==,
@@ -239,7 +242,9 @@ test_agent_report (void)
   a = json_object_get_object_member (after, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "failing");
   g_assert_cmpint (json_object_get_int_member (a, "failures"), >=, 2);
-  g_assert_cmpstr (json_object_get_string_member (a, "last-error"), ==, "no answer within 2000 ms");
+  g_assert_cmpstr (json_object_get_string_member (a, "last-error"), ==,
+                   "no answer within 2000 ms; no agent has the port open in the guest");
+  g_assert_false (json_object_get_boolean_member (a, "port-open"));
   r = test_run_vmherd (h->config, NULL, "list", NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_assert_nonnull (strstr (r.out, " agent-failing"));
@@ -258,6 +263,7 @@ test_agent_report (void)
   a = json_object_get_object_member (after, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "ok");
   g_assert_true (json_object_get_null_member (a, "last-error"));
+  g_assert_true (json_object_get_boolean_member (a, "port-open"));
 }
 
 /* agent-action = restart: qemu-ga killed, two missed pings end the run as a failure and
@@ -288,18 +294,21 @@ test_agent_restart (void)
   type (fd, "killall qemu-ga\n");
   backoff = expect_event (events, "gr", "STATE", "backoff");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (backoff, "reason"),
-                                   "guest agent failed 2 times (no answer within 2000 ms); QEMU "));
+                                   "guest agent failed 2 times (no answer within 2000 ms; no "
+                                   "agent has the port open in the guest); QEMU "));
   running = expect_event (events, "gr", "STATE", "running");
   after = status (h, "gr");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), !=,
                    json_object_get_int_member (before, "pid"));
   g_assert_cmpint (json_object_get_int_member (after, "restarts"), ==, 1);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (after, "last-failure"),
-                                   "guest agent failed 2 times (no answer within 2000 ms)"));
+                                   "guest agent failed 2 times (no answer within 2000 ms; no "
+                                   "agent has the port open in the guest)"));
   /* A new run: fresh results, waiting for the grace period. */
   a = json_object_get_object_member (after, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "pending");
   g_assert_cmpint (json_object_get_int_member (a, "checks"), ==, 0);
+  g_assert_true (json_object_get_null_member (a, "port-open"));
 }
 
 int
