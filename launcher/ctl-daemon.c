@@ -212,6 +212,27 @@ print_probes (JsonArray *probes)
     }
 }
 
+/* The guest agent check of guest-agent = yes, on one line like a probe. */
+static void
+print_agent (JsonObject *a)
+{
+  const char *when = json_object_get_string_member_with_default (a, "last-time", NULL);
+  const char *error = json_object_get_string_member_with_default (a, "last-error", NULL);
+  g_autofree char *latency = json_object_get_null_member (a, "latency-ms")
+    ? g_strdup ("-")
+    : g_strdup_printf ("%.1fms", json_object_get_double_member (a, "latency-ms"));
+
+  const char *port = json_object_get_null_member (a, "port-open") ? "-"
+                     : json_object_get_boolean_member (a, "port-open") ? "open" : "closed";
+
+  printf ("%-15s %s, failures %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  last %s  latency %s"
+          "  port %s  action %s%s%s%s\n", "guest-agent", json_object_get_string_member (a, "state"),
+          json_object_get_int_member (a, "failures"),
+          json_object_get_int_member (a, "failures-before-action"), when ? when : "-", latency,
+          port, json_object_get_string_member (a, "action"), error ? " (" : "", error ? error : "",
+          error ? ")" : "");
+}
+
 /* The guest's watchdog (one line) and its latest panic with the serial log's tail. */
 static void
 print_guest_health (JsonObject *o)
@@ -283,6 +304,8 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
   if (json_object_has_member (o, "probes")
       && json_array_get_length (json_object_get_array_member (o, "probes")) > 0)
     print_probes (json_object_get_array_member (o, "probes"));
+  if (json_object_has_member (o, "guest-agent") && !json_object_get_null_member (o, "guest-agent"))
+    print_agent (json_object_get_object_member (o, "guest-agent"));
   print_guest_health (o);
   if (json_object_has_member (o, "history"))
     {

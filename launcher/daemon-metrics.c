@@ -158,6 +158,45 @@ emit_probe_latency (GString *out, const char *metric, const MetricsVm *vm)
     }
 }
 
+/* The guest-agent object of `status`, or NULL with guest-agent = no. */
+static JsonObject *
+agent_of (const MetricsVm *vm)
+{
+  JsonNode *n = json_object_get_member (vm->o, "guest-agent");
+
+  return n != NULL && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+static void
+emit_agent_ok (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+
+  if (a != NULL)
+    append_int (out, metric, vm->name, g_strcmp0 (member_string (a, "state"), "ok") == 0);
+}
+
+static void
+emit_agent_latency (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+  char text[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (a == NULL || json_object_get_null_member (a, "latency-ms"))
+    return;
+  g_ascii_formatd (text, sizeof text, "%.6f", json_object_get_double_member (a, "latency-ms") / 1000.0);
+  append_sample (out, metric, vm->name, NULL, NULL, text);
+}
+
+static void
+emit_agent_failures (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+
+  if (a != NULL)
+    append_int (out, metric, vm->name, json_object_get_int_member (a, "failures"));
+}
+
 static void
 emit_watchdog_fired (GString *out, const char *metric, const MetricsVm *vm)
 {
@@ -196,6 +235,10 @@ static const MetricsFamily families[] = {
   { "vmherd_vm_probe_ok", "gauge", "1 when the [health] probe is ok", emit_probe_ok },
   { "vmherd_vm_probe_latency_seconds", "gauge", "How long the probe's last check took",
     emit_probe_latency },
+  { "vmherd_vm_agent_ok", "gauge", "1 when the guest agent answers its pings", emit_agent_ok },
+  { "vmherd_vm_agent_latency_seconds", "gauge", "How long the guest agent's last ping took",
+    emit_agent_latency },
+  { "vmherd_vm_agent_failures", "gauge", "Guest agent pings failed in a row", emit_agent_failures },
   { "vmherd_vm_watchdog_fired_total", "counter", "Times the guest's watchdog fired",
     emit_watchdog_fired },
   { "vmherd_vm_cpu_seconds_total", "counter", "CPU time of the VM's QEMU (user + system)",

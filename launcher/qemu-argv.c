@@ -281,7 +281,9 @@ add_health_devices (Builder *b, const VmConfig *vm)
       add (b, "-chardev", "socket,id=agent0,fd=%d,server=on,wait=off",
            take_fd (b, QEMU_FD_AGENT, 0, 0));
       add (b, "-device", "virtio-serial-pci,id=vserial0");
-      add (b, "-device", "virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0");
+      /* The id makes QEMU report the guest opening and closing the port (VSERPORT_CHANGE). */
+      add (b, "-device", "virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0,"
+           "id=" QEMU_AGENT_PORT_ID);
     }
 }
 

@@ -13,6 +13,7 @@ static const char *const on_error_choices[] = { "stop", "report", NULL };
 static const char *const format_choices[] = { "qcow2", "raw", NULL };
 static const char *const watchdog_choices[] = { "none", "reset", "poweroff", "pause", NULL };
 static const char *const panic_choices[] = { "restart", "pause", "none", NULL };
+static const char *const agent_action_choices[] = { "restart", "report", NULL };   /* VmProbeAction */
 const char *const vm_nic_models[] = { "virtio", "e1000", "e1000e", "rtl8139", NULL };
 static const char *const nic_devices[] = { "virtio-net-pci", "e1000", "e1000e", "rtl8139" };
 
@@ -87,6 +88,8 @@ static const ConfigKey health_keys[] = {
   K ("agent-interval", KEY_DURATION, VmHealth, agent_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 10s"),
   K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
+  K ("agent-grace", KEY_DURATION, VmHealth, agent_grace_ms, 0, 3600000, NULL, FALSE, "a duration from 0 to 1h, e.g. 60s"),
+  K ("agent-action", KEY_CHOICE, VmHealth, agent_action, 0, 0, agent_action_choices, FALSE, NULL),
   K ("probe", KEY_LIST, VmHealth, probe_texts, 0, 0, NULL, FALSE, NULL),
   { 0 },
 };
@@ -457,6 +460,8 @@ vm_config_new (const char *name, const char *path)
   c->health.agent_interval_ms = 10000;
   c->health.agent_timeout_ms = 5000;
   c->health.agent_failures = 3;
+  c->health.agent_grace_ms = 60000;
+  c->health.agent_action = VM_PROBE_ACTION_RESTART;
   c->health.probes = g_ptr_array_new_with_free_func ((GDestroyNotify) vm_probe_free);
   return c;
 }

@@ -91,6 +91,8 @@ typedef struct
   int panic;                    /* VmPanicAction */
   gboolean guest_agent;
   gint64 agent_interval_ms, agent_timeout_ms, agent_failures;
+  gint64 agent_grace_ms;
+  int agent_action;             /* VmProbeAction: what agent_failures failed pings do */
   GPtrArray *probe_texts;       /* each probe = line as written (char *) */
   GPtrArray *probes;            /* VmProbe, parsed from probe_texts */
 } VmHealth;

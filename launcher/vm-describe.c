@@ -27,6 +27,8 @@ health_text (Vm *vm)
     return "qmp-missed";
   if (vm_probes_failing (vm))
     return "probe-failing";
+  if (vm_agent_failing (vm))
+    return "agent-failing";
   return vm->health_last_ok ? "ok" : "pending";
 }
 
@@ -139,6 +141,7 @@ describe_full (Vm *vm, JsonObject *o)
 {
   g_autoptr(QemuCmdline) cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
   JsonArray *argv = json_array_new ();
+  JsonObject *agent;
 
   json_object_set_string_member (o, "config-file", vm->config->path);
   for (guint i = 0; cmdline->argv->pdata[i] != NULL; i++)
@@ -162,6 +165,10 @@ describe_full (Vm *vm, JsonObject *o)
       json_object_set_string_member (o, "qemu-stderr", tail);
     }
   json_object_set_array_member (o, "probes", vm_probes_describe (vm));
+  if ((agent = vm_agent_describe (vm)) != NULL)
+    json_object_set_object_member (o, "guest-agent", agent);
+  else
+    json_object_set_null_member (o, "guest-agent");
   json_object_set_array_member (o, "history", history_array (vm));
   json_object_set_array_member (o, "nics", vm_net_describe (vm));
   if (vm->inst != NULL)

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "launcher/qemu-spawn.h"
+#include "launcher/vm-agent.h"
 #include "launcher/vm-guest-health.h"
 #include "launcher/vm.h"
 #include "net/net.h"
@@ -71,6 +72,7 @@ struct _Vm
 
   GPtrArray *probes;            /* VmProbeRun of the current or last run (vm-probe.c) */
   char *probe_failure;          /* why a probe sent VM_EVENT_PROBE_FAILED */
+  VmAgent *agent;               /* guest-agent check of the current or last run (vm-agent.c) */
 
   guint backoff_timer;
   gint64 backoff_ms;

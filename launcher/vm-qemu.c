@@ -93,6 +93,7 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
   if (vm->observer->qmp_event != NULL)
     vm->observer->qmp_event (vm, event, vm->observer_data);
   vm_guest_health_qmp_event (vm, event);
+  vm_agent_qmp_event (vm, event);
   if (strcmp (event->event, "SHUTDOWN") == 0)
     {
       JsonObject *d = event->data;

@@ -58,6 +58,7 @@ vm_set_state (Vm *vm, VmState state, const char *format, ...)
   vm->state = state;
   vm_log (vm, "%s -> %s: %s", state_names[old], state_names[state], entry->reason);
   vm_probes_state_changed (vm, old);
+  vm_agent_state_changed (vm, old);
   if (vm->observer->state_changed != NULL)
     vm->observer->state_changed (vm, old, entry->reason, vm->observer_data);
 }
@@ -113,6 +114,7 @@ vm_free (Vm *vm)
   g_free (vm->migrated_to);
   vm_guest_health_clear (&vm->guest);
   vm_probes_free (vm);
+  vm_agent_free (vm);
   g_free (vm);
 }
 
