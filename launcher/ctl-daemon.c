@@ -27,10 +27,9 @@ control_socket_path (CtlContext *ctx)
   return g_strdup (host->control_socket);
 }
 
-/* Connects, runs one command, prints errors; returns the "return" value or NULL with
- * *out_status set to the exit code. */
-static JsonNode *
-call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, int *out_status)
+JsonNode *
+ctl_call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms,
+          CtlLineFunc on_line, gpointer line_data, int *out_status)
 {
   g_autofree char *path = control_socket_path (ctx);
   g_autoptr(ControlClient) client = NULL;
@@ -47,7 +46,9 @@ call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, 
       *out_status = CTL_EXIT_UNREACHABLE;
       return NULL;
     }
-  ret = control_client_call (client, command, args, timeout_ms, NULL, NULL, NULL, &error);
+  ret = control_client_call (client, command, args, timeout_ms, on_line, line_data, NULL, &error);
+  if (on_line != NULL)
+    on_line (NULL, line_data);  /* the end: a progress line on a terminal is finished */
   if (ret == NULL)
     {
       fprintf (stderr, "%s\n", error->message);
@@ -61,8 +62,14 @@ call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, 
   return ret;
 }
 
-static void
-print_json (JsonNode *node)
+static JsonNode *
+call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, int *out_status)
+{
+  return ctl_call (ctx, command, args, timeout_ms, NULL, NULL, out_status);
+}
+
+void
+ctl_print_json (JsonNode *node)
 {
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autofree char *text = NULL;
@@ -147,7 +154,7 @@ ctl_cmd_list (CtlContext *ctx, int argc, char **argv)
     return status ? status : CTL_EXIT_FAILED;
   if (a.json)
     {
-      print_json (ret);
+      ctl_print_json (ret);
       return CTL_EXIT_OK;
     }
   list = json_node_get_array (ret);
@@ -280,7 +287,7 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
     return status;
   if (a.json)
     {
-      print_json (ret);
+      ctl_print_json (ret);
       return CTL_EXIT_OK;
     }
   o = json_node_get_object (ret);
