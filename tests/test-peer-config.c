@@ -153,6 +153,26 @@ test_default_name (void)
   g_assert_cmpuint (host->peer->hosts->len, ==, 0);
 }
 
+/* `vmherd check` reports the certificate problems as FILE:LINE and exits 1. */
+static void
+test_check_cli (void)
+{
+  g_autofree char *path = g_build_filename (root, "cli.conf", NULL);
+  g_autofree char *vms = g_build_filename (root, "vms.d", NULL);
+  g_autofree char *expected = g_strdup_printf ("%s:7: key: %s/pki/b-key.pem does not match the "
+                                               "certificate %s/pki/a-cert.pem (use the key made "
+                                               "with it)\n", path, root, root);
+  TestRun r;
+
+  g_mkdir (vms, 0755);
+  test_write_file (path, "[daemon]\nvm-dir = vms.d\n[peer]\nname = a\nlisten = 127.0.0.1:7480\n"
+                   "cert = pki/a-cert.pem\nkey = pki/b-key.pem\nca = pki/ca-cert.pem\n");
+  r = test_run_vmherd (path, NULL, "check", "-q", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_true (g_str_has_suffix (r.err, expected));
+  test_run_clear (&r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -189,6 +209,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/peer-config/accessors", test_accessors);
   g_test_add_func ("/peer-config/default-name", test_default_name);
+  g_test_add_func ("/peer-config/check-cli", test_check_cli);
   status = g_test_run ();
   test_rm_rf (root);
   g_free (root);
