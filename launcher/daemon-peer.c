@@ -116,6 +116,7 @@ typedef struct
   guint pending;
   GCancellable *cancellable;
   guint deadline_id;
+  gboolean timed_out;           /* the deadline cancelled what was left */
 } PeersQuery;
 
 typedef struct
@@ -154,6 +155,16 @@ peers_probe_done (PeersProbe *p, JsonNode *hello, const GError *error)
         if (strcmp (m->data, "name") != 0)
           json_object_set_member (p->result, m->data,
                                   json_node_copy (json_object_get_member (h, m->data)));
+    }
+  else if (q->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_autofree char *why = g_strdup_printf ("peer '%s' at %s: no answer within %d s",
+                                              json_object_get_string_member (p->result, "name"),
+                                              json_object_get_string_member (p->result, "address"),
+                                              PEERS_DEADLINE_MS / 1000);
+      json_object_set_boolean_member (p->result, "reachable", FALSE);
+      json_object_set_string_member (p->result, "error", why);
+      json_object_set_string_member (p->result, "error-kind", peer_error_to_string (PEER_ERROR_TIMEOUT));
     }
   else
     {
@@ -201,6 +212,7 @@ on_peers_deadline (gpointer data)
   PeersQuery *q = data;
 
   q->deadline_id = 0;
+  q->timed_out = TRUE;
   g_cancellable_cancel (q->cancellable);
   return G_SOURCE_REMOVE;
 }

@@ -350,6 +350,208 @@ test_wrong_server_name (Fixture *f, gconstpointer data G_GNUC_UNUSED)
   g_assert_cmpuint (f->handled, ==, 0);
 }
 
+/* ---- raw TLS ends for protocol edge cases ---- */
+
+static gboolean
+accept_any (GTlsConnection *tls G_GNUC_UNUSED, GTlsCertificate *certificate G_GNUC_UNUSED,
+            GTlsCertificateFlags errors G_GNUC_UNUSED, gpointer data G_GNUC_UNUSED)
+{
+  return TRUE;
+}
+
+static GTlsCertificate *
+certificate_of (Fixture *f, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *cert = g_strdup_printf ("%s/ca/%s-cert.pem", f->dir, name);
+  g_autofree char *key = g_strdup_printf ("%s/ca/%s-key.pem", f->dir, name);
+  GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
+
+  g_assert_no_error (error);
+  return certificate;
+}
+
+static void
+on_raw_handshake (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Result *r = data;
+
+  g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &r->error);
+  r->done = TRUE;
+}
+
+/* A TLS connection to port with name's certificate, sending and reading raw lines. */
+static GIOStream *
+raw_connect (Fixture *f, guint16 port, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketClient) sc = g_socket_client_new ();
+  g_autoptr(GSocketConnection) base = NULL;
+  g_autoptr(GTlsCertificate) certificate = certificate_of (f, name);
+  GIOStream *tls;
+  Result r = { 0 };
+
+  base = g_socket_client_connect_to_host (sc, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+  tls = g_tls_client_connection_new (G_IO_STREAM (base), NULL, &error);
+  g_assert_no_error (error);
+  g_tls_connection_set_certificate (G_TLS_CONNECTION (tls), certificate);
+  g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (tls), FALSE);
+  g_signal_connect (tls, "accept-certificate", G_CALLBACK (accept_any), NULL);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, NULL,
+                                    on_raw_handshake, &r);
+  test_wait_until (r.done, 30000, "a raw TLS handshake");
+  g_assert_no_error (r.error);
+  return tls;
+}
+
+static void
+raw_send (GIOStream *stream, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), text, strlen (text), NULL,
+                             NULL, &error);
+  g_assert_no_error (error);
+}
+
+typedef struct
+{
+  gboolean done;
+  gssize n;
+  char buffer[4096];
+} RawRead;
+
+static void
+on_raw_read (GObject *source, GAsyncResult *result, gpointer data)
+{
+  RawRead *r = data;
+
+  r->n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+  r->done = TRUE;
+}
+
+/* The next line the peer sends, parsed (reads a byte at a time: lines are short). */
+static JsonObject *
+raw_read_object (GIOStream *stream)
+{
+  GString *line = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  JsonNode *node;
+  JsonObject *object;
+
+  for (;;)
+    {
+      RawRead r = { 0 };
+      g_input_stream_read_async (g_io_stream_get_input_stream (stream), r.buffer, 1,
+                                 G_PRIORITY_DEFAULT, NULL, on_raw_read, &r);
+      test_wait_until (r.done, 30000, "a line from the peer");
+      g_assert_cmpint (r.n, ==, 1);
+      if (r.buffer[0] == '\n')
+        break;
+      g_string_append_c (line, r.buffer[0]);
+    }
+  node = json_from_string (line->str, &error);
+  g_assert_no_error (error);
+  g_string_free (line, TRUE);
+  object = json_object_ref (json_node_get_object (node));
+  json_node_unref (node);
+  return object;
+}
+
+/* Malformed lines from a verified peer get InvalidArgument (with the id when one could be
+ * read) and the connection carries on. */
+static void
+test_malformed_requests (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GIOStream) tls = raw_connect (f, f->port, "b");
+  g_autoptr(JsonObject) a = NULL, b = NULL, progress = NULL, answer = NULL;
+  JsonObject *error;
+
+  raw_send (tls, "not json\n{\"execute\":1,\"id\":7}\n{\"execute\":\"echo\",\"id\":8}\n");
+  a = raw_read_object (tls);
+  error = json_object_get_object_member (a, "error");
+  g_assert_cmpstr (json_object_get_string_member (error, "class"), ==, "InvalidArgument");
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (error, "desc"), "invalid JSON"));
+  g_assert_false (json_object_has_member (a, "id"));
+  b = raw_read_object (tls);
+  g_assert_cmpint (json_object_get_int_member (b, "id"), ==, 7);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (b, "error"), "class"),
+                   ==, "InvalidArgument");
+  progress = raw_read_object (tls);
+  g_assert_cmpint (json_object_get_int_member (progress, "id"), ==, 8);
+  g_assert_true (json_object_has_member (progress, "progress"));
+  answer = raw_read_object (tls);
+  g_assert_cmpint (json_object_get_int_member (answer, "id"), ==, 8);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (answer, "return"), "peer"),
+                   ==, "b");
+  g_assert_cmpuint (f->handled, ==, 1);
+}
+
+typedef struct
+{
+  Fixture *f;
+  GIOStream *tls;               /* the accepted connection */
+  const char *reply;            /* sent after the first line read */
+} FakeServer;
+
+static void
+on_fake_handshake (GObject *source, GAsyncResult *result, gpointer data)
+{
+  FakeServer *fake = data;
+  g_autoptr(GError) error = NULL;
+
+  g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error);
+  g_assert_no_error (error);
+  raw_send (fake->tls, fake->reply);
+}
+
+static gboolean
+on_fake_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
+                  GObject *source G_GNUC_UNUSED, gpointer data)
+{
+  FakeServer *fake = data;
+  g_autoptr(GTlsCertificate) certificate = certificate_of (fake->f, "a");
+  g_autoptr(GError) error = NULL;
+
+  fake->tls = g_tls_server_connection_new (G_IO_STREAM (base), certificate, &error);
+  g_assert_no_error (error);
+  g_signal_connect (fake->tls, "accept-certificate", G_CALLBACK (accept_any), NULL);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (fake->tls), G_PRIORITY_DEFAULT, NULL,
+                                    on_fake_handshake, fake);
+  return TRUE;
+}
+
+/* A server that answers garbage: the call fails with PEER_ERROR_PROTOCOL, the client is
+ * closed, and later calls fail at once. */
+static void
+test_garbage_answer (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketService) service = g_socket_service_new ();
+  g_autoptr(PeerClient) client = NULL;
+  g_autoptr(JsonNode) value = NULL;
+  FakeServer fake = { f, NULL, "{\"return\": nope\n" };
+  guint16 port;
+
+  port = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (service), NULL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (service, "incoming", G_CALLBACK (on_fake_incoming), &fake);
+  f->port = port;
+  client = connect_as (f, "b", "ca", "b", "a", &error);
+  g_assert_no_error (error);
+  value = call_sync (client, "echo", NULL, 10000, NULL, &error);
+  g_assert_null (value);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_PROTOCOL);
+  g_assert_true (g_str_has_prefix (error->message, "peer 'a': invalid JSON"));
+  g_clear_error (&error);
+  g_assert_false (peer_client_is_connected (client));
+  value = call_sync (client, "echo", NULL, 10000, NULL, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_PROTOCOL);
+  g_socket_service_stop (service);
+  g_clear_object (&fake.tls);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -361,5 +563,7 @@ main (int argc, char **argv)
   T ("other-ca", test_other_ca);
   T ("unknown-name", test_unknown_name);
   T ("wrong-server-name", test_wrong_server_name);
+  T ("malformed-requests", test_malformed_requests);
+  T ("garbage-answer", test_garbage_answer);
   return g_test_run ();
 }

@@ -375,6 +375,32 @@ test_plaintext_refused (void)
   g_assert_nonnull (strstr (log, ": TLS handshake failed: "));
 }
 
+/* The listen port is taken: vmherdd logs it and runs on; its own `peers` still works. */
+static void
+test_listen_taken (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketListener) taken = g_socket_listener_new ();
+  g_autoptr(JsonNode) list = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *expected = NULL;
+  Group *g;
+
+  if (test_require_qemu () == NULL)
+    return;
+  g = group_new ();
+  g->port_a = g_socket_listener_add_any_inet_port (taken, NULL, &error);
+  g_assert_no_error (error);
+  group_start (g, NULL);
+  log = daemon_log (g->a);
+  expected = g_strdup_printf ("peer link: cannot listen on 127.0.0.1:%u: ", g->port_a);
+  g_assert_nonnull (strstr (log, expected));
+  g_assert_nonnull (strstr (log, "; running without the peer link (fix [peer] in "));
+  list = peers_json (g->a, 0);
+  g_assert_true (json_object_get_boolean_member (find_peer (json_node_get_array (list), "b"),
+                                                 "reachable"));
+}
+
 /* A host file without [peer]: `peers` says so. */
 static void
 test_no_peer_section (void)
@@ -400,6 +426,7 @@ main (int argc, char **argv)
   g_test_add_func ("/peer/other-ca-refused", test_other_ca_refused);
   g_test_add_func ("/peer/unknown-name-refused", test_unknown_name_refused);
   g_test_add_func ("/peer/plaintext-refused", test_plaintext_refused);
+  g_test_add_func ("/peer/listen-taken", test_listen_taken);
   g_test_add_func ("/peer/no-peer-section", test_no_peer_section);
   return g_test_run ();
 }
