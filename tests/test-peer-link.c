@@ -552,6 +552,69 @@ test_garbage_answer (Fixture *f, gconstpointer data G_GNUC_UNUSED)
   g_clear_object (&fake.tls);
 }
 
+static void
+on_silent_accepted (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GSocketConnection **out = data;
+
+  *out = g_socket_listener_accept_finish (G_SOCKET_LISTENER (source), result, NULL, NULL);
+  g_assert_nonnull (*out);
+}
+
+/* A peer that accepts TCP and never speaks TLS: cancelling the connect ends it with
+ * G_IO_ERROR_CANCELLED, from the main loop. */
+static void
+test_connect_cancelled (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketListener) silent = g_socket_listener_new ();
+  g_autoptr(GSocketConnection) accepted = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autofree char *hosts = NULL;
+  g_autoptr(HostConfig) host = NULL;
+  Result r = { 0 };
+
+  f->port = g_socket_listener_add_any_inet_port (silent, NULL, &error);
+  g_assert_no_error (error);
+  hosts = g_strdup_printf ("host = a 127.0.0.1:%u\n", f->port);
+  host = host_for (f, "b", "ca", "b", hosts);
+  g_socket_listener_accept_async (silent, NULL, on_silent_accepted, &accepted);
+  peer_client_connect_async (host, "a", cancellable, on_connected, &r);
+  test_wait_until (accepted != NULL, 30000, "the TCP connection");
+  g_cancellable_cancel (cancellable);
+  g_assert_false (r.done);
+  test_wait_until (r.done, 30000, "the connect to end");
+  g_assert_null (r.client);
+  g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&r.error);
+}
+
+/* Configuration errors come back from _finish(), never from the call itself. */
+static void
+test_connect_config_errors (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autofree char *path = g_strdup_printf ("%s/plain.conf", f->dir);
+  g_autoptr(ConfigErrors) errors = config_errors_new ();
+  g_autoptr(HostConfig) plain = NULL;
+  Result r = { 0 }, s = { 0 };
+
+  test_write_file (path, "[daemon]\n");
+  plain = host_config_load (path, errors);
+  peer_client_connect_async (plain, "a", NULL, on_connected, &r);
+  g_assert_false (r.done);
+  test_wait_until (r.done, 30000, "the connect to fail");
+  g_assert_error (r.error, PEER_ERROR, PEER_ERROR_CONFIG);
+  g_assert_true (g_str_has_prefix (r.error->message, "no [peer] section in "));
+  g_clear_error (&r.error);
+
+  peer_client_connect_async (f->server_host, "zz", NULL, on_connected, &s);
+  test_wait_until (s.done, 30000, "the connect to fail");
+  g_assert_error (s.error, PEER_ERROR, PEER_ERROR_CONFIG);
+  g_assert_true (g_str_has_prefix (s.error->message, "no peer host 'zz' in [peer] of "));
+  g_assert_true (g_str_has_suffix (s.error->message, " (known: b)"));
+  g_clear_error (&s.error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -565,5 +628,7 @@ main (int argc, char **argv)
   T ("wrong-server-name", test_wrong_server_name);
   T ("malformed-requests", test_malformed_requests);
   T ("garbage-answer", test_garbage_answer);
+  T ("connect-cancelled", test_connect_cancelled);
+  T ("connect-config-errors", test_connect_config_errors);
   return g_test_run ();
 }
