@@ -45,8 +45,19 @@ daemon_peer_open (Daemon *daemon)
 {
   g_autoptr(GError) error = NULL;
 
+  g_autoptr(ConfigErrors) problems = config_errors_new ();
+
   if (daemon->host->peer == NULL)
     return;
+  /* What `vmherd check` says of the certificates, once here too: an expired or misnamed
+   * certificate otherwise shows only as refusals on the other hosts. */
+  host_peer_link_check_files (daemon->host->peer, daemon->host->path ? daemon->host->path : "the host file",
+                              problems);
+  for (guint i = 0; i < problems->len; i++)
+    {
+      g_autofree char *text = config_error_format (problems->pdata[i]);
+      g_message ("peer link: %s", text);
+    }
   daemon->peer_server = peer_server_new (daemon->host, on_peer_request, daemon, &error);
   if (daemon->peer_server == NULL)
     {

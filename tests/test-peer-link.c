@@ -8,9 +8,12 @@
 #include "launcher/peer-link.h"
 #include "tests/test-util.h"
 
+/* The certificates, made once for every test: ca/ (the group), other/ (another CA). */
+static char *pki_root;
+
 typedef struct
 {
-  char *dir;                    /* certificates: ca/, other/ (another CA) */
+  char *dir;                    /* the host files */
   guint16 port;
   HostConfig *server_host;      /* "a" */
   PeerServer *server;
@@ -56,10 +59,10 @@ host_for (Fixture *f, const char *name, const char *ca_dir, const char *cert_nam
 {
   g_autofree char *path = g_strdup_printf ("%s/%s.conf", f->dir, name);
   g_autofree char *text = g_strdup_printf ("[peer]\nname = %s\nlisten = 127.0.0.1:%u\n"
-                                           "ca = ca/ca-cert.pem\ncert = %s/%s-cert.pem\n"
-                                           "key = %s/%s-key.pem\n%s",
-                                           name, f->port, ca_dir, cert_name, ca_dir, cert_name,
-                                           hosts);
+                                           "ca = %s/ca/ca-cert.pem\ncert = %s/%s/%s-cert.pem\n"
+                                           "key = %s/%s/%s-key.pem\n%s",
+                                           name, f->port, pki_root, pki_root, ca_dir, cert_name,
+                                           pki_root, ca_dir, cert_name, hosts);
   g_autoptr(ConfigErrors) errors = config_errors_new ();
   HostConfig *host;
 
@@ -112,21 +115,30 @@ handler (PeerRequest *request, const char *command, JsonObject *arguments, gpoin
 }
 
 static void
-fixture_set_up (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+make_certificates (void)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *ca = NULL, *other = NULL;
-  g_autofree char *hosts = NULL;
 
-  f->dir = test_tmpdir ();
-  ca = g_build_filename (f->dir, "ca", NULL);
-  other = g_build_filename (f->dir, "other", NULL);
+  pki_root = g_dir_make_tmp ("vmherd-test-peer-link-XXXXXX", &error);
+  g_assert_no_error (error);
+  ca = g_build_filename (pki_root, "ca", NULL);
+  other = g_build_filename (pki_root, "other", NULL);
   pki (ca, "ca", NULL);
   pki (ca, "host", "a");
   pki (ca, "host", "b");
   pki (ca, "host", "stranger");
   pki (other, "ca", NULL);
   pki (other, "host", "b");
+}
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data G_GNUC_UNUSED)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *hosts = NULL;
+
+  f->dir = test_tmpdir ();
   f->port = free_port ();
   hosts = g_strdup_printf ("host = b 127.0.0.1:%u\n", f->port);
   f->server_host = host_for (f, "a", "ca", "a", hosts);
@@ -360,11 +372,11 @@ accept_any (GTlsConnection *tls G_GNUC_UNUSED, GTlsCertificate *certificate G_GN
 }
 
 static GTlsCertificate *
-certificate_of (Fixture *f, const char *name)
+certificate_of (Fixture *f G_GNUC_UNUSED, const char *name)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *cert = g_strdup_printf ("%s/ca/%s-cert.pem", f->dir, name);
-  g_autofree char *key = g_strdup_printf ("%s/ca/%s-key.pem", f->dir, name);
+  g_autofree char *cert = g_strdup_printf ("%s/ca/%s-cert.pem", pki_root, name);
+  g_autofree char *key = g_strdup_printf ("%s/ca/%s-key.pem", pki_root, name);
   GTlsCertificate *certificate = g_tls_certificate_new_from_files (cert, key, &error);
 
   g_assert_no_error (error);
@@ -618,6 +630,8 @@ test_connect_config_errors (Fixture *f, gconstpointer data G_GNUC_UNUSED)
 int
 main (int argc, char **argv)
 {
+  int status;
+
   g_test_init (&argc, &argv, NULL);
 #define T(path, fn) g_test_add ("/peer-link/" path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
   T ("call", test_call);
@@ -630,5 +644,9 @@ main (int argc, char **argv)
   T ("garbage-answer", test_garbage_answer);
   T ("connect-cancelled", test_connect_cancelled);
   T ("connect-config-errors", test_connect_config_errors);
-  return g_test_run ();
+  make_certificates ();
+  status = g_test_run ();
+  test_rm_rf (pki_root);
+  g_free (pki_root);
+  return status;
 }

@@ -66,22 +66,36 @@ group_free (Group *g)
   g_free (g);
 }
 
+/* The certificates, made once for every test: pki/ (the group), other/ (another CA). */
+static char *pki_root;
+
+static void
+make_certificates (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *group = NULL, *other = NULL;
+
+  pki_root = g_dir_make_tmp ("vmherd-test-peer-XXXXXX", &error);
+  g_assert_no_error (error);
+  group = g_build_filename (pki_root, "pki", NULL);
+  other = g_build_filename (pki_root, "other", NULL);
+  pki (group, "ca", NULL);
+  pki (group, "host", "a");
+  pki (group, "host", "b");
+  pki (group, "host", "stranger");
+  pki (other, "ca", NULL);
+  pki (other, "host", "b");
+}
+
 /* Certificates and ports of a group with hosts a and b; nothing started. */
 static Group *
 group_new (void)
 {
   Group *g = g_new0 (Group, 1);
-  g_autofree char *dir = test_tmpdir ();
 
   g_test_queue_destroy ((GDestroyNotify) group_free, g);
-  g->pki = g_build_filename (dir, "pki", NULL);
-  g->other = g_build_filename (dir, "other", NULL);
-  pki (g->pki, "ca", NULL);
-  pki (g->pki, "host", "a");
-  pki (g->pki, "host", "b");
-  pki (g->pki, "host", "stranger");
-  pki (g->other, "ca", NULL);
-  pki (g->other, "host", "b");
+  g->pki = g_build_filename (pki_root, "pki", NULL);
+  g->other = g_build_filename (pki_root, "other", NULL);
   g->port_a = free_port ();
   g->port_b = free_port ();
   return g;
@@ -401,6 +415,29 @@ test_listen_taken (void)
                                                  "reachable"));
 }
 
+/* A certificate that does not name the host: vmherdd says so in its log at start, as
+ * `vmherd check` would, and still listens. */
+static void
+test_bad_certificate_logged (void)
+{
+  g_autofree char *hosts = NULL, *peer = NULL, *log = NULL, *expected = NULL;
+  Group *g;
+  Host *h;
+
+  if (test_require_qemu () == NULL)
+    return;
+  g = group_new ();
+  hosts = g_strdup_printf ("host = b 127.0.0.1:%u\n", g->port_b);
+  peer = peer_section ("a", g->port_a, g->pki, g->pki, "b", hosts);
+  h = host_start_with (peer, "web", BIOS, NULL);
+  log = daemon_log (h);
+  expected = g_strdup_printf ("peer link: %s:", h->config);
+  g_assert_nonnull (strstr (log, expected));
+  g_assert_nonnull (strstr (log, ": name: the certificate "));
+  g_assert_nonnull (strstr (log, "/b-cert.pem names b, not 'a'"));
+  g_assert_nonnull (strstr (log, "peer link: 'a' listening on 127.0.0.1:"));
+}
+
 /* A host file without [peer]: `peers` says so. */
 static void
 test_no_peer_section (void)
@@ -420,6 +457,8 @@ test_no_peer_section (void)
 int
 main (int argc, char **argv)
 {
+  int status;
+
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/peer/peers-both-ways", test_peers_both_ways);
   g_test_add_func ("/peer/peers-errors", test_peers_errors);
@@ -427,6 +466,11 @@ main (int argc, char **argv)
   g_test_add_func ("/peer/unknown-name-refused", test_unknown_name_refused);
   g_test_add_func ("/peer/plaintext-refused", test_plaintext_refused);
   g_test_add_func ("/peer/listen-taken", test_listen_taken);
+  g_test_add_func ("/peer/bad-certificate-logged", test_bad_certificate_logged);
   g_test_add_func ("/peer/no-peer-section", test_no_peer_section);
-  return g_test_run ();
+  make_certificates ();
+  status = g_test_run ();
+  test_rm_rf (pki_root);
+  g_free (pki_root);
+  return status;
 }
