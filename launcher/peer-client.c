@@ -555,9 +555,13 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
   cd->base = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
   if (cd->base == NULL)
     {
+      /* GSocketClient says "Could not connect to 10.0.0.2: Connection refused". */
+      const char *why = error->message;
+      if (g_str_has_prefix (why, "Could not connect to ") && strstr (why, ": ") != NULL)
+        why = strstr (why, ": ") + 2;
       if (!g_task_return_error_if_cancelled (task))
         g_task_return_new_error (task, PEER_ERROR, PEER_ERROR_UNREACHABLE, "peer '%s' at %s: "
-                                 "cannot connect: %s", cd->name, cd->address, error->message);
+                                 "cannot connect: %s", cd->name, cd->address, why);
       return;
     }
   /* The client's timeout is the socket's I/O timeout too: off once connected. */
