@@ -106,14 +106,14 @@ static gboolean
 on_closed_idle (gpointer data)
 {
   PeerConnection *connection = data;
-  g_autoptr(GArray) watches = connection->watches;
 
   g_clear_pointer (&connection->closed_idle, g_source_unref);
-  connection->watches = g_array_new (FALSE, FALSE, sizeof (PeerWatch));
-  for (guint i = 0; i < watches->len; i++)
+  /* One at a time: a watch may remove another that has not fired yet. */
+  while (connection->watches->len > 0)
     {
-      PeerWatch *w = &g_array_index (watches, PeerWatch, i);
-      w->func (w->user_data);
+      PeerWatch w = g_array_index (connection->watches, PeerWatch, 0);
+      g_array_remove_index (connection->watches, 0);
+      w.func (w.user_data);
     }
   peer_connection_unref (connection);
   return G_SOURCE_REMOVE;

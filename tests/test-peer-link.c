@@ -262,10 +262,16 @@ test_outstanding (Fixture *f, gconstpointer data G_GNUC_UNUSED)
   g_autoptr(PeerClient) client = connect_as (f, "b", "ca", "b", "a", &error);
   Result held = { 0 }, timed = { 0 };
   g_autoptr(JsonNode) value = NULL;
+  guint extra_watch;
 
   g_assert_no_error (error);
   peer_client_call_async (client, "hold", NULL, 0, NULL, NULL, NULL, on_called, &held);
   test_wait_until (f->held != NULL, 30000, "the server to hold a request");
+  extra_watch = peer_connection_watch_close (f->connection, on_closed_watch, f);
+  g_assert_cmpuint (extra_watch, >, 0);
+  peer_connection_unwatch_close (f->connection, extra_watch);
+  g_assert_true (peer_connection_is_open (f->connection));
+  g_assert_cmpstr (peer_connection_get_peer_name (f->connection), ==, "b");
   value = call_sync (client, "echo", NULL, 10000, NULL, &error);
   g_assert_no_error (error);
   g_assert_false (held.done);
@@ -280,9 +286,13 @@ test_outstanding (Fixture *f, gconstpointer data G_GNUC_UNUSED)
   test_wait_until (held.done, 30000, "the held call to fail");
   g_assert_error (held.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
   g_clear_error (&held.error);
-  test_wait_until (f->closed_watches == 1, 30000, "the close watch");
+  test_wait_until (f->closed_watches == 1, 30000, "the close watch");   /* not the removed one */
   g_assert_false (peer_connection_is_open (f->connection));
   g_assert_false (peer_client_is_connected (client));
+  /* A watch added once the connection ended fires too, from the main loop. */
+  peer_connection_watch_close (f->connection, on_closed_watch, f);
+  g_assert_cmpuint (f->closed_watches, ==, 1);
+  test_wait_until (f->closed_watches == 2, 30000, "the late close watch");
 }
 
 static void
