@@ -44,7 +44,6 @@ void
 daemon_peer_open (Daemon *daemon)
 {
   g_autoptr(GError) error = NULL;
-
   g_autoptr(ConfigErrors) problems = config_errors_new ();
 
   if (daemon->host->peer == NULL)
@@ -61,9 +60,9 @@ daemon_peer_open (Daemon *daemon)
   daemon->peer_server = peer_server_new (daemon->host, on_peer_request, daemon, &error);
   if (daemon->peer_server == NULL)
     {
-      g_message ("peer link: cannot listen on %s: %s; running without the peer link (fix [peer] "
-                 "in %s and restart vmherdd)", daemon->host->peer->listen, error->message,
-                 daemon->host->path ? daemon->host->path : "the host file");
+      /* "cannot listen on ADDR:PORT: ...", or which certificate file failed. */
+      g_message ("peer link: %s; running without the peer link (fix [peer] in %s and restart "
+                 "vmherdd)", error->message, daemon->host->path ? daemon->host->path : "the host file");
       return;
     }
   g_message ("peer link: '%s' listening on %s", daemon->host->peer->name, daemon->host->peer->listen);

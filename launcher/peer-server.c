@@ -587,8 +587,10 @@ peer_server_new (const HostConfig *host, PeerHandler handler, gpointer user_data
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
                                       &effective, &local))
     {
-      g_set_error (error, local->domain, local->code, "cannot listen on %s: %s", peer->listen,
-                   local->message);
+      /* GSocket says "Error binding to address ADDR:PORT: Address already in use". */
+      const char *why = g_strrstr (local->message, ": ") ? g_strrstr (local->message, ": ") + 2
+                                                         : local->message;
+      g_set_error (error, local->domain, local->code, "cannot listen on %s: %s", peer->listen, why);
       return NULL;
     }
   server->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
