@@ -5,8 +5,6 @@
 
 #include "launcher/peer-link.h"
 
-#define G_LOG_DOMAIN_PEER "vmherd-peer"
-
 /* ---- peer-channel.c: JSON lines over a GIOStream ---- */
 
 typedef struct _PeerChannel PeerChannel;

@@ -246,6 +246,7 @@ vm_check_report (const char *config_path, gboolean quiet)
       config_errors_print (errors, stderr);
       return 1;
     }
+  host_peer_link_check_files (host->peer, host->path, errors);
   probe = vm_check_probe (host, FALSE);
   good = vm_check_dir (host, probe, errors, &files);
   config_errors_print (errors, stderr);
