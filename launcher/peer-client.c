@@ -566,6 +566,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
     }
   /* The client's timeout is the socket's I/O timeout too: off once connected. */
   g_socket_set_timeout (g_socket_connection_get_socket (cd->base), 0);
+  peer_socket_keepalive (g_socket_connection_get_socket (cd->base));
   identity = g_network_address_new (cd->name, cd->port);
   cd->tls = g_tls_client_connection_new (G_IO_STREAM (cd->base), identity, &error);
   if (cd->tls == NULL)

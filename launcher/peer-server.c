@@ -519,6 +519,7 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   connection->server = server;
   connection->base = g_object_ref (base);
   connection->address = address_text (base);
+  peer_socket_keepalive (g_socket_connection_get_socket (base));
   connection->cancellable = g_cancellable_new ();
   connection->watches = g_array_new (FALSE, FALSE, sizeof (PeerWatch));
   g_queue_push_tail (&server->connections, connection);
