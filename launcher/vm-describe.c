@@ -27,6 +27,8 @@ health_text (Vm *vm)
     return "qmp-missed";
   if (vm_probes_failing (vm))
     return "probe-failing";
+  if (vm_storage_outage (vm))
+    return vm->storage.stuck ? "storage-stuck" : "storage-error";
   return vm->health_last_ok ? "ok" : "pending";
 }
 
@@ -156,6 +158,7 @@ describe_full (Vm *vm, JsonObject *o)
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
   json_object_set_int_member (o, "health-checks", (gint64) vm->health_answers);
   vm_guest_health_describe (vm, o);
+  vm_storage_describe (vm, o);
   if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
     {
       g_autofree char *tail = qemu_stderr_tail (vm);

@@ -6,6 +6,7 @@
 
 #include "launcher/qemu-spawn.h"
 #include "launcher/vm-guest-health.h"
+#include "launcher/vm-storage.h"
 #include "launcher/vm.h"
 #include "net/net.h"
 
@@ -68,6 +69,7 @@ struct _Vm
   guint64 health_answers;       /* query-status answered, since the daemon started */
   char *run_status;             /* QEMU's query-status answer */
   VmGuestHealth guest;          /* watchdog, panics, unrequested run states */
+  VmStorage storage;            /* paused for a disk error: checks, resume (vm-storage.c) */
 
   GPtrArray *probes;            /* VmProbeRun of the current or last run (vm-probe.c) */
   char *probe_failure;          /* why a probe sent VM_EVENT_PROBE_FAILED */

@@ -58,6 +58,7 @@ vm_set_state (Vm *vm, VmState state, const char *format, ...)
   vm->state = state;
   vm_log (vm, "%s -> %s: %s", state_names[old], state_names[state], entry->reason);
   vm_probes_state_changed (vm, old);
+  vm_storage_state_changed (vm);
   if (vm->observer->state_changed != NULL)
     vm->observer->state_changed (vm, old, entry->reason, vm->observer_data);
 }
@@ -110,6 +111,7 @@ vm_free (Vm *vm)
   g_free (vm->last_failure);
   g_free (vm->run_status);
   vm_guest_health_clear (&vm->guest);
+  vm_storage_clear (&vm->storage);
   vm_probes_free (vm);
   g_free (vm);
 }
@@ -431,7 +433,16 @@ vm_handle_event (Vm *vm, VmEvent event)
         on_shutdown_event (vm);
       break;
     case VM_EVENT_HEALTH_TIMEOUT:
-      if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED)
+      if (s == VM_STATE_PAUSED && vm_storage_outage (vm))
+        {
+          /* QEMU's main loop may wait on the hung storage too: killing it would lose the
+           * guest that the pause is there to keep. */
+          if (!vm->storage.qmp_silent_logged)
+            vm_log (vm, "QEMU does not answer QMP while paused for a disk error (%u query-status "
+                    "missed; blocked on the storage?); not killed", vm->health_misses);
+          vm->storage.qmp_silent_logged = TRUE;
+        }
+      else if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED)
         {
           vm->failing = g_strdup_printf ("QEMU stopped answering QMP (%u query-status missed)",
                                          vm->health_misses);
