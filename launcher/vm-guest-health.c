@@ -206,9 +206,11 @@ vm_guest_health_run_status (Vm *vm, const char *status)
     return;                     /* said once */
   g_free (vm->guest.reported_status);
   vm->guest.reported_status = g_strdup (status);
-  vm_log (vm, "QEMU reports run state %s; left as it is for an operator%s", status,
-          strcmp (status, "io-error") == 0
-          ? " (a disk failed: resumed once its storage answers; never restarted)" : "");
+  if (strcmp (status, "io-error") == 0)
+    vm_log (vm, "QEMU reports run state io-error (a disk failed): resumed once its storage "
+            "answers, never restarted");
+  else
+    vm_log (vm, "QEMU reports run state %s; left as it is for an operator", status);
 }
 
 char *

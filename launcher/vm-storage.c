@@ -15,6 +15,8 @@
 
 #include "launcher/vm-storage-check.h"
 
+#define VM_STORAGE_CONT_BACKOFF_MAX_MS 16000
+
 struct _VmStorageCall
 {
   Vm *vm;                       /* NULL once the VM stopped caring: only free it */
@@ -102,11 +104,17 @@ on_checked (char *taken, gpointer data)
                 error, vm->config->health.storage_interval_ms);
       return;
     }
-  if (vm->state != VM_STATE_PAUSED)
+  if (vm->state != VM_STATE_PAUSED || g_get_monotonic_time () < s->next_cont)
     return;
+  /* A `cont` that fails again (QEMU's NBD client reconnects on its own schedule, backing
+   * off to 16 s) is retried less and less often, as QEMU does. */
+  s->next_cont = g_get_monotonic_time ()
+                 + MIN (vm->config->health.storage_interval_ms << MIN (s->resumes, 10),
+                        MAX (VM_STORAGE_CONT_BACKOFF_MAX_MS, vm->config->health.storage_interval_ms))
+                   * 1000;
   s->resumes++;
-  vm_log (vm, "storage check: %s answers again; resuming the guest (cont, attempt %u)",
-          s->disk ? s->disk : "every disk", s->resumes);
+  vm_log (vm, "storage check: %s%s answers again; resuming the guest (cont, attempt %u)",
+          s->disk ? "disk " : "", s->disk ? s->disk : "every disk", s->resumes);
   vm_qemu_command (vm, "cont");
 }
 
@@ -148,10 +156,11 @@ check_stuck (Vm *vm)
   if (s->stuck || g_get_real_time () - s->since < vm->config->health.storage_stuck_after_ms * 1000)
     return;
   s->stuck = TRUE;
-  reason = g_strdup_printf ("paused for a disk error (%s%s%s) for %" G_GINT64_FORMAT " s: storage "
-                            "stuck (%s); never restarted, still checking", s->disk ? "disk " : "",
-                            s->disk ? s->disk : "", s->disk ? ": " : "", (g_get_real_time () - s->since)
-                            / G_USEC_PER_SEC, s->last_result ? s->last_result : "not checked yet");
+  reason = g_strdup_printf ("%s%s: %s; paused for %" G_GINT64_FORMAT " s: storage stuck (last "
+                            "check: %s); never restarted, still checking", s->disk ? "disk " : "",
+                            s->disk ? s->disk : "a disk", s->error ? s->error : "run state io-error",
+                            (g_get_real_time () - s->since) / G_USEC_PER_SEC,
+                            s->last_result ? s->last_result : "none yet");
   vm_log (vm, "%s", reason);
   emit (vm, "stuck", reason);
 }
@@ -229,6 +238,7 @@ vm_storage_io_error (Vm *vm, const char *node, const char *operation, const char
       s->since = g_get_real_time ();
       s->stuck = FALSE;
       s->resumes = 0;
+      s->next_cont = 0;
       s->outages++;
       g_clear_pointer (&s->last_result, g_free);
       s->last_check = 0;

@@ -19,6 +19,7 @@ typedef struct
   gboolean stuck;               /* reported stuck this outage */
   gboolean qmp_silent_logged;   /* said once that a silent QEMU is not killed */
   guint resumes;                /* `cont` sent this outage */
+  gint64 next_cont;             /* monotonic us: no `cont` before (backoff) */
   guint timer;
   VmStorageCall *call;          /* the check in flight, or NULL */
   gint64 call_started;          /* monotonic us */

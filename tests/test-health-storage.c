@@ -1,0 +1,366 @@
+/* test-health-storage.c: a storage outage under a real vmherdd and the test guest.  The
+ * guest's only disk is served by a real qemu-nbd; the guest writes to it all the time
+ * (vmherd.writer).  qemu-nbd killed: QEMU pauses the guest (werror = stop) and the guest
+ * sees no I/O error; vmherdd checks the server, reports the guest stuck after
+ * storage-stuck-after, never restarts it; qemu-nbd started again on the same image:
+ * vmherdd resumes the guest, its writes go on, and what it wrote before the outage (a
+ * random seed, checked by md5 inside the guest) and every block it said it wrote are on
+ * the image. */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher/control-proto.h"
+#include "tests/harness.h"
+#include "tests/test-util.h"
+
+#define IMAGE_BYTES (64 << 20)
+#define BOOT_MS 120000
+#define WAIT_MS 60000
+/* QEMU's NBD client reconnects in the background with a backoff of up to 16 s. */
+#define RESUME_MS 90000
+
+typedef struct
+{
+  char *image, *socket, *pidfile;
+} Nbd;
+
+static void
+nbd_kill (Nbd *nbd)
+{
+  g_autofree char *text = NULL;
+  pid_t pid;
+
+  if (!g_file_get_contents (nbd->pidfile, &text, NULL, NULL))
+    return;
+  pid = (pid_t) g_ascii_strtoll (text, NULL, 10);
+  g_assert_cmpint (pid, >, 1);
+  kill (pid, SIGKILL);
+  g_unlink (nbd->pidfile);
+}
+
+static void
+nbd_free (gpointer data)
+{
+  Nbd *nbd = data;
+
+  nbd_kill (nbd);
+  g_free (nbd->image);
+  g_free (nbd->socket);
+  g_free (nbd->pidfile);
+  g_free (nbd);
+}
+
+/* qemu-nbd serving image as export "data" on socket (0777: QEMU runs as nobody), shared by
+ * up to 4 clients (QEMU and vmherdd's check) and persistent; returns once it listens. */
+static void
+nbd_start (Nbd *nbd)
+{
+  g_autofree char *cmd = g_strdup_printf ("umask 000 && exec qemu-nbd --fork --persistent --shared=4 "
+                                          "--format=raw --export-name=data --socket=%s --pid-file=%s %s",
+                                          nbd->socket, nbd->pidfile, nbd->image);
+  const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+  TestRun r = test_run (argv, NULL);
+
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+}
+
+static Nbd *
+nbd_new (const char *dir)
+{
+  Nbd *nbd = g_new0 (Nbd, 1);
+  int fd;
+
+  nbd->image = g_build_filename (dir, "data.raw", NULL);
+  nbd->socket = g_build_filename (dir, "nbd.sock", NULL);
+  nbd->pidfile = g_build_filename (dir, "nbd.pid", NULL);
+  fd = open (nbd->image, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (ftruncate (fd, IMAGE_BYTES), ==, 0);
+  close (fd);
+  g_test_queue_destroy (nbd_free, nbd);
+  return nbd;
+}
+
+static ControlClient *
+subscribe (Host *h)
+{
+  g_autoptr(GError) error = NULL;
+  ControlClient *c = control_client_connect (h->socket, &error);
+  g_autoptr(JsonNode) ret = NULL;
+
+  g_assert_no_error (error);
+  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return c;
+}
+
+/* Reads event lines until event `name` of vm with data.state == state; returns its data. */
+static JsonObject *
+expect_event (ControlClient *c, const char *vm, const char *name, const char *state, int timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(JsonObject) line = NULL;
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      JsonObject *d;
+
+      if (left <= 0)
+        g_error ("no %s event with state %s within %d ms", name, state, timeout_ms);
+      line = control_client_read_line (c, (guint) left, &error);
+      g_assert_no_error (error);
+      d = json_object_get_object_member (line, "data");
+      if (g_strcmp0 (json_object_get_string_member (line, "event"), name) == 0
+          && g_strcmp0 (json_object_get_string_member (d, "vm"), vm) == 0
+          && g_strcmp0 (json_object_get_string_member_with_default (d, "state", NULL), state) == 0)
+        return json_object_ref (d);
+    }
+}
+
+static JsonObject *
+status (Host *h, const char *name)
+{
+  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+
+  json_object_set_string_member (args, "vm", name);
+  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return json_object_ref (json_node_get_object (ret));
+}
+
+static const char *
+storage_member (JsonObject *st, const char *member)
+{
+  JsonObject *s = json_object_get_object_member (st, "storage");
+
+  return json_object_get_string_member_with_default (s, member, NULL);
+}
+
+static gboolean
+storage_checked_and_failed (Host *h, const char *vm)
+{
+  g_autoptr(JsonObject) st = status (h, vm);
+  const char *result = storage_member (st, "last-result");
+
+  return result != NULL && strstr (result, "disk data: NBD server ") != NULL;
+}
+
+/* The console of the guest, through vmherdd, once it is ready; the text so far in *out_seen. */
+static ControlClient *
+console_ready (Host *h, const char *name, int *out_fd, GString *seen)
+{
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  ControlClient *c = control_client_connect (h->socket, &error);
+  g_autofree char *text = NULL;
+
+  g_assert_no_error (error);
+  json_object_set_string_member (args, "vm", name);
+  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  *out_fd = control_client_get_fd (c);
+  g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
+  text = read_until (*out_fd, "vmherd-wrote 3\r\n", BOOT_MS);
+  g_string_append (seen, text);
+  return c;
+}
+
+/* The highest N of "vmherd-wrote N" in text. */
+static guint
+last_wrote (const char *text)
+{
+  guint last = 0;
+
+  for (const char *p = strstr (text, "vmherd-wrote "); p != NULL; p = strstr (p + 1, "vmherd-wrote "))
+    last = MAX (last, (guint) g_ascii_strtoull (p + strlen ("vmherd-wrote "), NULL, 10));
+  return last;
+}
+
+/* The 32 hex digits after marker in text, or NULL. */
+static char *
+md5_after (const char *text, const char *marker)
+{
+  for (const char *p = strstr (text, marker); p != NULL; p = strstr (p + 1, marker))
+    {
+      const char *h = p + strlen (marker);
+      if (strspn (h, "0123456789abcdef") == 32)
+        return g_strndup (h, 32);
+    }
+  return NULL;
+}
+
+static void
+assert_no_guest_io_error (const char *text)
+{
+  g_assert_null (strstr (text, "vmherd-writer error"));
+  g_assert_null (strstr (text, "I/O error"));
+  g_assert_null (strstr (text, "Buffer I/O"));
+}
+
+/* Every block the guest said it wrote, and the seed, are on the image. */
+static void
+assert_image_holds (const char *image, guint last, const char *seed_md5)
+{
+  g_autofree char *bytes = NULL;
+  g_autofree char *seed = NULL;
+  gsize length;
+
+  g_assert_true (g_file_get_contents (image, &bytes, &length, NULL));
+  g_assert_cmpuint (length, ==, IMAGE_BYTES);
+  seed = g_compute_checksum_for_data (G_CHECKSUM_MD5, (const guchar *) bytes, 65536);
+  g_assert_cmpstr (seed, ==, seed_md5);
+  for (guint n = 1; n <= last; n++)
+    {
+      char expected[32];
+
+      g_snprintf (expected, sizeof expected, "vmherd-block %08u\n", n);
+      if (memcmp (bytes + (gsize) 4096 * (16 + n), expected, strlen (expected)) != 0)
+        g_error ("block %u that the guest wrote is not on the image", n);
+    }
+}
+
+static void
+test_nbd_outage (void)
+{
+  g_autofree char *kernel = NULL, *initrd = NULL, *vm = NULL, *serial = NULL, *seed = NULL;
+  g_autofree char *sum = NULL, *serial_path = NULL;
+  g_autoptr(ControlClient) events = NULL, console = NULL;
+  g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, ok = NULL, st = NULL, before = NULL;
+  g_autoptr(GString) seen = g_string_new (NULL);
+  guint wrote_before, wrote_after;
+  JsonObject *s;
+  Host *h;
+  Nbd *nbd;
+  TestRun r;
+  int fd;
+
+  if (!test_require_guest (&kernel, &initrd))
+    return;
+  if (!g_file_test ("/usr/bin/qemu-nbd", G_FILE_TEST_IS_EXECUTABLE))
+    {
+      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no /usr/bin/qemu-nbd (apt-get install qemu-utils)");
+      return;
+    }
+  h = host_new (NULL);
+  nbd = nbd_new (h->dir);
+  nbd_start (nbd);
+  vm = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
+                        "append = console=ttyS0 quiet vmherd.writer=vda\n"
+                        "[disk data]\nimage = nbd+unix:///data?socket=%s\nformat = raw\n"
+                        "[health]\npanic = none\nqmp-interval = 1s\nqmp-timeout = 5s\n"
+                        "storage-interval = 500ms\nstorage-timeout = 2s\nstorage-stuck-after = 3s\n",
+                        kernel, initrd, nbd->socket);
+  host_add_vm (h, "st", vm);
+  host_restart_daemon (h);
+  events = subscribe (h);
+  start_vm (h, "st");
+  console = console_ready (h, "st", &fd, seen);
+  seed = md5_after (seen->str, "vmherd-writer seed ");
+  g_assert_nonnull (seed);
+  before = status (h, "st");
+  g_assert_cmpstr (storage_member (before, "state"), ==, "ok");
+
+  /* The server dies while the guest writes: paused, not failed. */
+  nbd_kill (nbd);
+  failing = expect_event (events, "st", "STORAGE", "failing", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (failing, "disk"), ==, "data");
+  g_assert_nonnull (strstr (json_object_get_string_member (failing, "reason"),
+                            "disk data: write: Input/output error; the guest is paused"));
+  paused = expect_event (events, "st", "STATE", "paused", WAIT_MS);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (paused, "reason"),
+                                   "a disk I/O error on d-data (write: Input/output error)"));
+  test_wait_until (storage_checked_and_failed (h, "st"), WAIT_MS, "a failed storage check");
+  stuck = expect_event (events, "st", "STORAGE", "stuck", WAIT_MS);
+  g_assert_nonnull (strstr (json_object_get_string_member (stuck, "reason"), "storage stuck (last check: disk data: NBD server "));
+  st = status (h, "st");
+  g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
+  g_assert_cmpstr (json_object_get_string_member (st, "health"), ==, "storage-stuck");
+  g_assert_cmpstr (storage_member (st, "state"), ==, "stuck");
+  g_assert_cmpstr (storage_member (st, "disk"), ==, "data");
+  g_assert_cmpstr (storage_member (st, "error"), ==, "write: Input/output error");
+  g_assert_nonnull (storage_member (st, "since"));
+  g_assert_nonnull (storage_member (st, "last-check"));
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
+  r = test_run_vmherd (h->config, NULL, "status", "st", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "\nstorage         stuck since "));
+  g_assert_nonnull (strstr (r.out, ": disk data (write: Input/output error), last check "));
+  test_run_clear (&r);
+  r = test_run_vmherd (h->config, NULL, "list", NULL);
+  g_assert_nonnull (strstr (r.out, "storage-stuck"));
+  test_run_clear (&r);
+  wrote_before = last_wrote (seen->str);
+
+  /* The server is back on the same image: resumed, the writes go on. */
+  nbd_start (nbd);
+  ok = expect_event (events, "st", "STORAGE", "ok", RESUME_MS);
+  g_assert_nonnull (strstr (json_object_get_string_member (ok, "reason"), "the storage answers again"));
+  g_clear_pointer (&st, json_object_unref);
+  st = status (h, "st");
+  g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
+  g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 0);
+  s = json_object_get_object_member (st, "storage");
+  g_assert_cmpstr (json_object_get_string_member (s, "state"), ==, "ok");
+  g_assert_cmpstr (json_object_get_string_member (s, "last-result"), ==, "ok");
+  g_assert_cmpint (json_object_get_int_member (s, "outages"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (s, "resumes"), >=, 1);
+  g_assert_cmpint (json_object_get_int_member (s, "last-outage-ms"), >=, 3000);
+  {
+    g_autofree char *marker = g_strdup_printf ("vmherd-wrote %u\r\n", wrote_before + 3);
+    g_autofree char *text = read_until (fd, marker, WAIT_MS);
+    g_string_append (seen, text);
+  }
+
+  /* What the guest wrote before the outage reads back the same inside it. */
+  {
+    const char *cmd = "echo vmherd-sum $(dd if=/dev/vda bs=65536 count=1 iflag=direct 2>/dev/null | md5sum)\n";
+    g_autofree char *text = NULL;
+
+    g_assert_cmpint (write (fd, cmd, strlen (cmd)), ==, (gssize) strlen (cmd));
+    text = read_until (fd, "vmherd-sum ", WAIT_MS);
+    g_string_append (seen, text);
+    while ((sum = md5_after (seen->str, "vmherd-sum ")) == NULL)
+      {
+        g_autofree char *more = read_until (fd, "\n", WAIT_MS);
+        g_string_append (seen, more);
+      }
+  }
+  g_assert_cmpstr (sum, ==, seed);
+  wrote_after = last_wrote (seen->str);
+  g_assert_cmpuint (wrote_after, >=, wrote_before + 3);
+  assert_no_guest_io_error (seen->str);
+  serial_path = g_build_filename (h->dir, "log", "st.serial.log", NULL);
+  serial = test_read_file (serial_path);
+  assert_no_guest_io_error (serial);
+
+  /* Host side, with QEMU gone: the seed and every block it said it wrote. */
+  r = test_run_vmherd (h->config, NULL, "stop", "--force", "st", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+  nbd_kill (nbd);
+  assert_image_holds (nbd->image, wrote_after, seed);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (test_require_qemu () == NULL)
+    return g_test_run ();
+  g_test_add_func ("/health-storage/nbd-outage", test_nbd_outage);
+  return g_test_run ();
+}
