@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <libsoup/soup.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +87,50 @@ nbd_new (const char *dir)
   close (fd);
   g_test_queue_destroy (nbd_free, nbd);
   return nbd;
+}
+
+/* A port nobody listens on now: bound to port 0, read, closed. */
+static guint16
+free_port (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                       G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (s, any, FALSE, &error));
+  bound = g_socket_get_local_address (s, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+/* GET /metrics from vmherdd's metrics-listen. */
+static char *
+scrape (guint16 port)
+{
+  g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 30, NULL);
+  g_autofree char *uri = g_strdup_printf ("http://127.0.0.1:%u/metrics", port);
+  g_autoptr(SoupMessage) msg = soup_message_new ("GET", uri);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = NULL;
+
+  soup_session_set_proxy_resolver (session, NULL);   /* never through $http_proxy */
+  body = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (soup_message_get_status (msg), ==, 200);
+  return g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+}
+
+static void
+assert_sample (const char *scraped, const char *sample)
+{
+  g_autofree char *line = g_strdup_printf ("\n%s\n", sample);
+
+  if (strstr (scraped, line) == NULL)
+    g_error ("no line '%s' in the scrape:\n%s", sample, scraped);
 }
 
 static ControlClient *
@@ -236,7 +281,8 @@ static void
 test_nbd_outage (void)
 {
   g_autofree char *kernel = NULL, *initrd = NULL, *vm = NULL, *serial = NULL, *seed = NULL;
-  g_autofree char *sum = NULL, *serial_path = NULL;
+  g_autofree char *sum = NULL, *serial_path = NULL, *extra = NULL, *m1 = NULL, *m2 = NULL;
+  guint16 port;
   g_autoptr(ControlClient) events = NULL, console = NULL;
   g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, ok = NULL, st = NULL, before = NULL;
   g_autoptr(GString) seen = g_string_new (NULL);
@@ -254,7 +300,9 @@ test_nbd_outage (void)
       test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no /usr/bin/qemu-nbd (apt-get install qemu-utils)");
       return;
     }
-  h = host_new (NULL);
+  port = free_port ();
+  extra = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", port);
+  h = host_new (extra);
   nbd = nbd_new (h->dir);
   nbd_start (nbd);
   vm = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
@@ -302,6 +350,11 @@ test_nbd_outage (void)
   r = test_run_vmherd (h->config, NULL, "list", NULL);
   g_assert_nonnull (strstr (r.out, "storage-stuck"));
   test_run_clear (&r);
+  m1 = scrape (port);
+  assert_sample (m1, "vmherd_vm_storage_paused{vm=\"st\"} 1");
+  assert_sample (m1, "vmherd_vm_storage_stuck{vm=\"st\"} 1");
+  assert_sample (m1, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
+  assert_sample (m1, "vmherd_vm_state{vm=\"st\",state=\"paused\"} 1");
   wrote_before = last_wrote (seen->str);
 
   /* The server is back on the same image: resumed, the writes go on. */
@@ -319,6 +372,10 @@ test_nbd_outage (void)
   g_assert_cmpint (json_object_get_int_member (s, "outages"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (s, "resumes"), >=, 1);
   g_assert_cmpint (json_object_get_int_member (s, "last-outage-ms"), >=, 3000);
+  m2 = scrape (port);
+  assert_sample (m2, "vmherd_vm_storage_paused{vm=\"st\"} 0");
+  assert_sample (m2, "vmherd_vm_storage_stuck{vm=\"st\"} 0");
+  assert_sample (m2, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
   {
     g_autofree char *marker = g_strdup_printf ("vmherd-wrote %u\r\n", wrote_before + 3);
     g_autofree char *text = read_until (fd, marker, WAIT_MS);
