@@ -297,6 +297,12 @@ enter_stop_step (Vm *vm, VmStopStep step)
       vm_qemu_command (vm, "quit");
       break;
     case VM_STOP_STEP_TERM:
+      if (vm_qemu_is_stopped (vm))
+        {
+          /* A SIGTERM waits until the process is continued: waiting for it is time lost. */
+          vm_log (vm, "QEMU pid %d is stopped (SIGSTOP): SIGTERM cannot reach it", (int) vm->pid);
+          return enter_stop_step (vm, VM_STOP_STEP_KILL);
+        }
       timeout_ms = vm->config->term_timeout_ms;
       vm_qemu_signal (vm, SIGTERM);
       break;
