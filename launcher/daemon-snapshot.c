@@ -446,7 +446,7 @@ snapshot_create (SnapOp *op, Vm *vm)
   op->taking = create_plan (op, vm_get_config (vm));
   if (op->taking->disks->len == 0)
     return op_refuse (op, "InvalidArgument", "vm '%s' has no disk to snapshot (disks with read-only = "
-                      "yes or shared = yes, and NBD disks, are left out)", op->vm);
+                      "yes or shared = yes are left out)", op->vm);
   if (!qemu_spawn_owner (op->daemon->host, &op->uid, &op->gid, &error))
     return op_refuse (op, "GenericError", "vm '%s': %s", op->vm, error->message);
   op->created = g_ptr_array_new_with_free_func (g_free);
