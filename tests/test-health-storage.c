@@ -2,7 +2,8 @@
  * guest's only disk is served by a real qemu-nbd; the guest writes to it all the time
  * (vmherd.writer).  qemu-nbd killed: QEMU pauses the guest (werror = stop) and the guest
  * sees no I/O error; vmherdd checks the server, reports the guest stuck after
- * storage-stuck-after, never restarts it; qemu-nbd started again on the same image:
+ * storage-stuck-after, never restarts it, nor does a new vmherdd after a kill -9 of the
+ * first (it adopts the paused guest); qemu-nbd started again on the same image:
  * vmherdd resumes the guest, its writes go on, and what it wrote before the outage (a
  * random seed, checked by md5 inside the guest) and every block it said it wrote are on
  * the image. */
@@ -202,15 +203,14 @@ storage_checked_and_failed (Host *h, const char *vm)
   return result != NULL && strstr (result, "disk data: NBD server ") != NULL;
 }
 
-/* The console of the guest, through vmherdd, once it is ready; the text so far in *out_seen. */
+/* The console of the guest, through vmherdd. */
 static ControlClient *
-console_ready (Host *h, const char *name, int *out_fd, GString *seen)
+console_attach (Host *h, const char *name, int *out_fd)
 {
   g_autoptr(JsonObject) args = json_object_new ();
   g_autoptr(JsonNode) ret = NULL;
   g_autoptr(GError) error = NULL;
   ControlClient *c = control_client_connect (h->socket, &error);
-  g_autofree char *text = NULL;
 
   g_assert_no_error (error);
   json_object_set_string_member (args, "vm", name);
@@ -218,7 +218,16 @@ console_ready (Host *h, const char *name, int *out_fd, GString *seen)
   g_assert_no_error (error);
   *out_fd = control_client_get_fd (c);
   g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
-  text = read_until (*out_fd, "vmherd-wrote 3\r\n", BOOT_MS);
+  return c;
+}
+
+/* The console once the guest wrote 3 blocks; the text so far in seen. */
+static ControlClient *
+console_ready (Host *h, const char *name, int *out_fd, GString *seen)
+{
+  ControlClient *c = console_attach (h, name, out_fd);
+  g_autofree char *text = read_until (*out_fd, "vmherd-wrote 3\r\n", BOOT_MS);
+
   g_string_append (seen, text);
   return c;
 }
@@ -284,7 +293,7 @@ test_nbd_outage (void)
   g_autofree char *sum = NULL, *serial_path = NULL, *extra = NULL, *m1 = NULL, *m2 = NULL;
   guint16 port;
   g_autoptr(ControlClient) events = NULL, console = NULL;
-  g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, ok = NULL, st = NULL, before = NULL;
+  g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, adopted = NULL, ok = NULL, st = NULL, before = NULL;
   g_autoptr(GString) seen = g_string_new (NULL);
   guint wrote_before, wrote_after;
   JsonObject *s;
@@ -356,6 +365,24 @@ test_nbd_outage (void)
   assert_sample (m1, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
   assert_sample (m1, "vmherd_vm_state{vm=\"st\",state=\"paused\"} 1");
   wrote_before = last_wrote (seen->str);
+
+  /* vmherdd killed and started again while the guest is paused: the new one adopts the
+   * paused QEMU, sees run state io-error, and checks the storage itself; nothing restarted. */
+  g_clear_pointer (&events, control_client_free);
+  g_clear_pointer (&console, control_client_free);
+  host_kill_daemon (h);
+  host_restart_daemon (h);
+  events = subscribe (h);
+  adopted = expect_event (events, "st", "STORAGE", "failing", WAIT_MS);
+  g_assert_true (json_object_get_null_member (adopted, "disk"));
+  g_assert_nonnull (strstr (json_object_get_string_member (adopted, "reason"),
+                            "a disk: run state io-error; the guest is paused (never restarted)"));
+  test_wait_until (storage_checked_and_failed (h, "st"), WAIT_MS, "a failed storage check after the adoption");
+  g_clear_pointer (&st, json_object_unref);
+  st = status (h, "st");
+  g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
+  console = console_attach (h, "st", &fd);
 
   /* The server is back on the same image: resumed, the writes go on. */
   nbd_start (nbd);
