@@ -66,6 +66,8 @@ struct _Vm
   guint health_timer;
   guint health_misses;
   gint64 health_last_ok;        /* real time, us */
+  gint64 health_last_check;     /* real time, us, of the latest answer or miss; 0: none */
+  char *health_last_result;     /* "ok" or why the latest query-status missed */
   guint64 health_answers;       /* query-status answered, since the daemon started */
   char *run_status;             /* QEMU's query-status answer */
   VmGuestHealth guest;          /* watchdog, panics, unrequested run states */

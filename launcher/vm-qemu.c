@@ -270,6 +270,11 @@ on_health_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer d
 
   if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
     return;
+  vm->health_last_check = g_get_real_time ();
+  g_free (vm->health_last_result);
+  vm->health_last_result = reply != NULL && JSON_NODE_HOLDS_OBJECT (reply)
+                           ? g_strdup ("ok")
+                           : g_strdup_printf ("missed: %s", error ? error->message : "not an object");
   if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
     {
       vm->health_misses = 0;

@@ -239,6 +239,7 @@ vm_storage_io_error (Vm *vm, const char *node, const char *operation, const char
       s->stuck = FALSE;
       s->resumes = 0;
       s->next_cont = 0;
+      s->qmp_silent_logged = FALSE;
       s->outages++;
       g_clear_pointer (&s->last_result, g_free);
       s->last_check = 0;

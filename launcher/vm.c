@@ -110,6 +110,7 @@ vm_free (Vm *vm)
   g_free (vm->failing);
   g_free (vm->last_failure);
   g_free (vm->run_status);
+  g_free (vm->health_last_result);
   vm_guest_health_clear (&vm->guest);
   vm_storage_clear (&vm->storage);
   vm_probes_free (vm);

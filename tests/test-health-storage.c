@@ -393,6 +393,8 @@ test_nbd_outage (void)
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
   g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 0);
+  g_assert_nonnull (json_object_get_string_member (st, "qmp-last-check"));
+  g_assert_cmpstr (json_object_get_string_member (st, "qmp-last-result"), ==, "ok");
   s = json_object_get_object_member (st, "storage");
   g_assert_cmpstr (json_object_get_string_member (s, "state"), ==, "ok");
   g_assert_cmpstr (json_object_get_string_member (s, "last-result"), ==, "ok");
