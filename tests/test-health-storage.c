@@ -289,6 +289,7 @@ assert_image_holds (const char *image, guint last, const char *seed_md5)
 static void
 test_nbd_outage (void)
 {
+  g_autofree char *nbd_path = g_find_program_in_path ("qemu-nbd");
   g_autofree char *kernel = NULL, *initrd = NULL, *vm = NULL, *serial = NULL, *seed = NULL;
   g_autofree char *sum = NULL, *serial_path = NULL, *extra = NULL, *m1 = NULL, *m2 = NULL;
   guint16 port;
@@ -304,7 +305,7 @@ test_nbd_outage (void)
 
   if (!test_require_guest (&kernel, &initrd))
     return;
-  if (!g_file_test ("/usr/bin/qemu-nbd", G_FILE_TEST_IS_EXECUTABLE))
+  if (nbd_path == NULL)
     {
       test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no /usr/bin/qemu-nbd (apt-get install qemu-utils)");
       return;

@@ -92,6 +92,7 @@ nbd_stop (gpointer pidfile)
 static void
 test_nbd (void)
 {
+  g_autofree char *nbd_path = g_find_program_in_path ("qemu-nbd");
   g_autofree char *dir = test_tmpdir ();
   g_autofree char *image = g_build_filename (dir, "a.raw", NULL);
   g_autofree char *socket = g_build_filename (dir, "nbd.sock", NULL);
@@ -104,7 +105,7 @@ test_nbd (void)
                          "--export-name=data", "--socket", socket, "--pid-file", pidfile, image, NULL };
   TestRun r;
 
-  if (!g_file_test ("/usr/bin/qemu-nbd", G_FILE_TEST_IS_EXECUTABLE))
+  if (nbd_path == NULL)
     {
       g_free (pidfile);
       test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no /usr/bin/qemu-nbd (apt-get install qemu-utils)");
