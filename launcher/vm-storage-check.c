@@ -23,6 +23,7 @@
 #define NBD_OPT_INFO 6
 #define NBD_REP_ACK 1
 #define NBD_REP_ERR_BIT 0x80000000u
+#define NBD_REP_ERR_UNSUP 0x80000001u
 #define NBD_REPLY_MAX (64 * 1024)   /* a larger reply is not an NBD server's */
 
 typedef struct
@@ -115,7 +116,7 @@ nbd_handshake (GIOStream *io, const char *export, GError **error)
   g_autoptr(GByteArray) payload = g_byte_array_new ();
   guint64 magic[2];
   guint16 server_flags;
-  guint32 client_flags = GUINT32_TO_BE (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  guint32 client_flags;
   guint32 export_len = (guint32) strlen (export);
   guint32 info_len = GUINT32_TO_BE (export_len);
   guint16 no_requests = 0;
@@ -132,6 +133,8 @@ nbd_handshake (GIOStream *io, const char *export, GError **error)
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "the NBD server does not speak fixed newstyle");
       return FALSE;
     }
+  /* Only flags the server offered may be set. */
+  client_flags = GUINT32_TO_BE (GUINT16_FROM_BE (server_flags) & (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES));
   /* NBD_OPT_INFO's data: u32 name length, the name, u16 number of info requests (none). */
   g_byte_array_append (payload, (const guint8 *) &info_len, 4);
   g_byte_array_append (payload, (const guint8 *) export, export_len);
@@ -159,7 +162,8 @@ nbd_handshake (GIOStream *io, const char *export, GError **error)
       if (!read_all (in, data, length, error))
         return FALSE;
       data[length] = '\0';
-      if (type == NBD_REP_ACK)
+      /* A server too old for NBD_OPT_INFO still answered the handshake: alive enough. */
+      if (type == NBD_REP_ACK || type == NBD_REP_ERR_UNSUP)
         return TRUE;
       if (type & NBD_REP_ERR_BIT)
         {
