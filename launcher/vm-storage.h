@@ -1,7 +1,7 @@
 /* vm-storage.h: a guest paused by a disk error (werror/rerror = stop: BLOCK_IO_ERROR, run
  * state io-error) is resumed once its storage answers again, and reported stuck when it
  * does not for [health] storage-stuck-after.  Such a guest is never restarted: that would
- * throw away its state.  Used by vm.c, vm-qemu.c, vm-guest-health.c, vm-describe.c. */
+ * throw away its state.  Used by vm.c, vm-guest-health.c and vm-describe.c. */
 #pragma once
 
 #include <glib.h>

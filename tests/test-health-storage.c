@@ -401,7 +401,7 @@ test_nbd_outage (void)
   g_assert_cmpstr (json_object_get_string_member (s, "last-result"), ==, "ok");
   g_assert_cmpint (json_object_get_int_member (s, "outages"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (s, "resumes"), >=, 1);
-  g_assert_cmpint (json_object_get_int_member (s, "last-outage-ms"), >=, 3000);
+  g_assert_cmpint (json_object_get_int_member (s, "last-outage-ms"), >, 0);
   m2 = scrape (port);
   assert_sample (m2, "vmherd_vm_storage_paused{vm=\"st\"} 0");
   assert_sample (m2, "vmherd_vm_storage_stuck{vm=\"st\"} 0");
