@@ -286,64 +286,80 @@ assert_image_holds (const char *image, guint last, const char *seed_md5)
     }
 }
 
-static void
-test_nbd_outage (void)
+/* One guest writing to its NBD disk, and what the test learnt of it so far. */
+typedef struct
 {
-  g_autofree char *nbd_path = g_find_program_in_path ("qemu-nbd");
-  g_autofree char *kernel = NULL, *initrd = NULL, *vm = NULL, *serial = NULL, *seed = NULL;
-  g_autofree char *sum = NULL, *serial_path = NULL, *extra = NULL, *m1 = NULL, *m2 = NULL;
-  guint16 port;
-  g_autoptr(ControlClient) events = NULL, console = NULL;
-  g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, adopted = NULL, ok = NULL, st = NULL, before = NULL;
-  g_autoptr(GString) seen = g_string_new (NULL);
-  guint wrote_before, wrote_after;
-  JsonObject *s;
   Host *h;
   Nbd *nbd;
-  TestRun r;
-  int fd;
+  guint16 metrics_port;
+  ControlClient *events, *console;
+  int fd;                       /* the console's */
+  GString *seen;                /* what the console showed */
+  char *seed;                   /* md5 of the writer's seed */
+  pid_t pid;
+} Outage;
 
-  if (!test_require_guest (&kernel, &initrd))
-    return;
-  if (nbd_path == NULL)
-    {
-      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no /usr/bin/qemu-nbd (apt-get install qemu-utils)");
-      return;
-    }
-  port = free_port ();
-  extra = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", port);
-  h = host_new (extra);
-  nbd = nbd_new (h->dir);
-  nbd_start (nbd);
+static void
+outage_clear (Outage *o)
+{
+  g_clear_pointer (&o->events, control_client_free);
+  g_clear_pointer (&o->console, control_client_free);
+  g_string_free (o->seen, TRUE);
+  g_free (o->seed);
+}
+
+static void
+outage_start (Outage *o, const char *kernel, const char *initrd)
+{
+  g_autofree char *extra = NULL, *vm = NULL;
+  g_autoptr(JsonObject) st = NULL;
+
+  o->metrics_port = free_port ();
+  extra = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", o->metrics_port);
+  o->h = host_new (extra);
+  o->nbd = nbd_new (o->h->dir);
+  nbd_start (o->nbd);
   vm = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
                         "append = console=ttyS0 quiet vmherd.writer=vda\n"
                         "[disk data]\nimage = nbd+unix:///data?socket=%s\nformat = raw\n"
                         "[health]\npanic = none\nqmp-interval = 1s\nqmp-timeout = 5s\n"
                         "storage-interval = 500ms\nstorage-timeout = 2s\nstorage-stuck-after = 3s\n",
-                        kernel, initrd, nbd->socket);
-  host_add_vm (h, "st", vm);
-  host_restart_daemon (h);
-  events = subscribe (h);
-  start_vm (h, "st");
-  console = console_ready (h, "st", &fd, seen);
-  seed = md5_after (seen->str, "vmherd-writer seed ");
-  g_assert_nonnull (seed);
-  before = status (h, "st");
-  g_assert_cmpstr (storage_member (before, "state"), ==, "ok");
+                        kernel, initrd, o->nbd->socket);
+  host_add_vm (o->h, "st", vm);
+  host_restart_daemon (o->h);
+  o->events = subscribe (o->h);
+  start_vm (o->h, "st");
+  o->seen = g_string_new (NULL);
+  o->console = console_ready (o->h, "st", &o->fd, o->seen);
+  o->seed = md5_after (o->seen->str, "vmherd-writer seed ");
+  g_assert_nonnull (o->seed);
+  st = status (o->h, "st");
+  g_assert_cmpstr (storage_member (st, "state"), ==, "ok");
+  o->pid = (pid_t) json_object_get_int_member (st, "pid");
+}
 
-  /* The server dies while the guest writes: paused, not failed. */
-  nbd_kill (nbd);
-  failing = expect_event (events, "st", "STORAGE", "failing", WAIT_MS);
+/* The server dies while the guest writes: paused (not failed), then reported stuck. */
+static void
+outage_pause (Outage *o)
+{
+  g_autoptr(JsonObject) failing = NULL, paused = NULL, stuck = NULL, st = NULL;
+  g_autofree char *m = NULL;
+  TestRun r;
+
+  nbd_kill (o->nbd);
+  failing = expect_event (o->events, "st", "STORAGE", "failing", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (failing, "disk"), ==, "data");
   g_assert_nonnull (strstr (json_object_get_string_member (failing, "reason"),
                             "disk data: write: Input/output error; the guest is paused"));
-  paused = expect_event (events, "st", "STATE", "paused", WAIT_MS);
+  paused = expect_event (o->events, "st", "STATE", "paused", WAIT_MS);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (paused, "reason"),
                                    "a disk I/O error on d-data (write: Input/output error)"));
-  test_wait_until (storage_checked_and_failed (h, "st"), WAIT_MS, "a failed storage check");
-  stuck = expect_event (events, "st", "STORAGE", "stuck", WAIT_MS);
-  g_assert_nonnull (strstr (json_object_get_string_member (stuck, "reason"), "storage stuck (last check: disk data: NBD server "));
-  st = status (h, "st");
+  test_wait_until (storage_checked_and_failed (o->h, "st"), WAIT_MS, "a failed storage check");
+  stuck = expect_event (o->events, "st", "STORAGE", "stuck", WAIT_MS);
+  g_assert_nonnull (strstr (json_object_get_string_member (stuck, "reason"),
+                            "storage stuck (last check: disk data: NBD server "));
+
+  st = status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
   g_assert_cmpstr (json_object_get_string_member (st, "health"), ==, "storage-stuck");
   g_assert_cmpstr (storage_member (st, "state"), ==, "stuck");
@@ -351,48 +367,89 @@ test_nbd_outage (void)
   g_assert_cmpstr (storage_member (st, "error"), ==, "write: Input/output error");
   g_assert_nonnull (storage_member (st, "since"));
   g_assert_nonnull (storage_member (st, "last-check"));
-  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
-  r = test_run_vmherd (h->config, NULL, "status", "st", NULL);
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
+  r = test_run_vmherd (o->h->config, NULL, "status", "st", NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_assert_nonnull (strstr (r.out, "\nstorage         stuck since "));
   g_assert_nonnull (strstr (r.out, ": disk data (write: Input/output error), last check "));
   test_run_clear (&r);
-  r = test_run_vmherd (h->config, NULL, "list", NULL);
+  r = test_run_vmherd (o->h->config, NULL, "list", NULL);
   g_assert_nonnull (strstr (r.out, "storage-stuck"));
   test_run_clear (&r);
-  m1 = scrape (port);
-  assert_sample (m1, "vmherd_vm_storage_paused{vm=\"st\"} 1");
-  assert_sample (m1, "vmherd_vm_storage_stuck{vm=\"st\"} 1");
-  assert_sample (m1, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
-  assert_sample (m1, "vmherd_vm_state{vm=\"st\",state=\"paused\"} 1");
-  wrote_before = last_wrote (seen->str);
+  m = scrape (o->metrics_port);
+  assert_sample (m, "vmherd_vm_storage_paused{vm=\"st\"} 1");
+  assert_sample (m, "vmherd_vm_storage_stuck{vm=\"st\"} 1");
+  assert_sample (m, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
+  assert_sample (m, "vmherd_vm_state{vm=\"st\",state=\"paused\"} 1");
+}
 
-  /* vmherdd killed and started again while the guest is paused: the new one adopts the
-   * paused QEMU, sees run state io-error, and checks the storage itself; nothing restarted. */
-  g_clear_pointer (&events, control_client_free);
-  g_clear_pointer (&console, control_client_free);
-  host_kill_daemon (h);
-  host_restart_daemon (h);
-  events = subscribe (h);
-  adopted = expect_event (events, "st", "STORAGE", "failing", WAIT_MS);
+/* vmherdd killed and started again while the guest is paused: the new one adopts the
+ * paused QEMU, sees run state io-error, and checks the storage itself; nothing restarted. */
+static void
+outage_adopt (Outage *o)
+{
+  g_autoptr(JsonObject) adopted = NULL, st = NULL;
+
+  g_clear_pointer (&o->events, control_client_free);
+  g_clear_pointer (&o->console, control_client_free);
+  host_kill_daemon (o->h);
+  host_restart_daemon (o->h);
+  o->events = subscribe (o->h);
+  adopted = expect_event (o->events, "st", "STORAGE", "failing", WAIT_MS);
   g_assert_true (json_object_get_null_member (adopted, "disk"));
   g_assert_nonnull (strstr (json_object_get_string_member (adopted, "reason"),
                             "a disk: run state io-error; the guest is paused (never restarted)"));
-  test_wait_until (storage_checked_and_failed (h, "st"), WAIT_MS, "a failed storage check after the adoption");
-  g_clear_pointer (&st, json_object_unref);
-  st = status (h, "st");
+  test_wait_until (storage_checked_and_failed (o->h, "st"), WAIT_MS,
+                   "a failed storage check after the adoption");
+  st = status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
-  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
-  console = console_attach (h, "st", &fd);
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
+  o->console = console_attach (o->h, "st", &o->fd);
+}
 
-  /* The server is back on the same image: resumed, the writes go on. */
-  nbd_start (nbd);
-  ok = expect_event (events, "st", "STORAGE", "ok", RESUME_MS);
+/* Reads the console until the guest wrote 3 more blocks than the first it reports. */
+static void
+read_three_writes (Outage *o)
+{
+  g_autofree char *first = read_until (o->fd, "vmherd-wrote ", WAIT_MS);
+  g_autoptr(GString) got = g_string_new (first);
+  g_autofree char *marker = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+  const char *p;
+
+  while (strchr (strstr (got->str, "vmherd-wrote "), '\n') == NULL)
+    {
+      g_autofree char *more = read_until (o->fd, "\n", WAIT_MS);
+      g_string_append (got, more);
+    }
+  p = strstr (got->str, "vmherd-wrote ") + strlen ("vmherd-wrote ");
+  marker = g_strdup_printf ("vmherd-wrote %u\r\n", (guint) g_ascii_strtoull (p, NULL, 10) + 3);
+  while (strstr (got->str, marker) == NULL)
+    {
+      g_autofree char *more = NULL;
+
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no '%s' within %d ms; got: %s", marker, WAIT_MS, got->str);
+      more = read_until (o->fd, "\n", WAIT_MS);
+      g_string_append (got, more);
+    }
+  g_string_append (o->seen, got->str);
+}
+
+/* The server is back on the same image: resumed, the writes go on. */
+static void
+outage_resume (Outage *o)
+{
+  g_autoptr(JsonObject) ok = NULL, st = NULL;
+  g_autofree char *m = NULL;
+  JsonObject *s;
+
+  nbd_start (o->nbd);
+  ok = expect_event (o->events, "st", "STORAGE", "ok", RESUME_MS);
   g_assert_nonnull (strstr (json_object_get_string_member (ok, "reason"), "the storage answers again"));
-  g_clear_pointer (&st, json_object_unref);
-  st = status (h, "st");
+  st = status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
-  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
   g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 0);
   g_assert_nonnull (json_object_get_string_member (st, "qmp-last-check"));
   g_assert_cmpstr (json_object_get_string_member (st, "qmp-last-result"), ==, "ok");
@@ -402,44 +459,68 @@ test_nbd_outage (void)
   g_assert_cmpint (json_object_get_int_member (s, "outages"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (s, "resumes"), >=, 1);
   g_assert_cmpint (json_object_get_int_member (s, "last-outage-ms"), >, 0);
-  m2 = scrape (port);
-  assert_sample (m2, "vmherd_vm_storage_paused{vm=\"st\"} 0");
-  assert_sample (m2, "vmherd_vm_storage_stuck{vm=\"st\"} 0");
-  assert_sample (m2, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
-  {
-    g_autofree char *marker = g_strdup_printf ("vmherd-wrote %u\r\n", wrote_before + 3);
-    g_autofree char *text = read_until (fd, marker, WAIT_MS);
-    g_string_append (seen, text);
-  }
+  m = scrape (o->metrics_port);
+  assert_sample (m, "vmherd_vm_storage_paused{vm=\"st\"} 0");
+  assert_sample (m, "vmherd_vm_storage_stuck{vm=\"st\"} 0");
+  assert_sample (m, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
+  read_three_writes (o);
+}
 
-  /* What the guest wrote before the outage reads back the same inside it. */
-  {
-    const char *cmd = "echo vmherd-sum $(dd if=/dev/vda bs=65536 count=1 iflag=direct 2>/dev/null | md5sum)\n";
-    g_autofree char *text = NULL;
+/* Nothing lost: the seed reads back the same inside the guest; no I/O error ever reached
+ * it; with QEMU gone, the seed and every block it said it wrote are on the image. */
+static void
+outage_verify (Outage *o)
+{
+  const char *cmd = "echo vmherd-sum $(dd if=/dev/vda bs=65536 count=1 iflag=direct 2>/dev/null | md5sum)\n";
+  g_autofree char *sum = NULL, *serial_path = NULL, *serial = NULL;
+  guint wrote;
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+  TestRun r;
 
-    g_assert_cmpint (write (fd, cmd, strlen (cmd)), ==, (gssize) strlen (cmd));
-    text = read_until (fd, "vmherd-sum ", WAIT_MS);
-    g_string_append (seen, text);
-    while ((sum = md5_after (seen->str, "vmherd-sum ")) == NULL)
-      {
-        g_autofree char *more = read_until (fd, "\n", WAIT_MS);
-        g_string_append (seen, more);
-      }
-  }
-  g_assert_cmpstr (sum, ==, seed);
-  wrote_after = last_wrote (seen->str);
-  g_assert_cmpuint (wrote_after, >=, wrote_before + 3);
-  assert_no_guest_io_error (seen->str);
-  serial_path = g_build_filename (h->dir, "log", "st.serial.log", NULL);
+  g_assert_cmpint (write (o->fd, cmd, strlen (cmd)), ==, (gssize) strlen (cmd));
+  while ((sum = md5_after (o->seen->str, "vmherd-sum ")) == NULL)
+    {
+      g_autofree char *more = NULL;
+
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no checksum from the guest within %d ms", WAIT_MS);
+      more = read_until (o->fd, "\n", WAIT_MS);
+      g_string_append (o->seen, more);
+    }
+  g_assert_cmpstr (sum, ==, o->seed);
+  assert_no_guest_io_error (o->seen->str);
+  serial_path = g_build_filename (o->h->dir, "log", "st.serial.log", NULL);
   serial = test_read_file (serial_path);
   assert_no_guest_io_error (serial);
 
-  /* Host side, with QEMU gone: the seed and every block it said it wrote. */
-  r = test_run_vmherd (h->config, NULL, "stop", "--force", "st", NULL);
+  wrote = last_wrote (o->seen->str);
+  r = test_run_vmherd (o->h->config, NULL, "stop", "--force", "st", NULL);
   g_assert_cmpint (r.status, ==, 0);
   test_run_clear (&r);
-  nbd_kill (nbd);
-  assert_image_holds (nbd->image, wrote_after, seed);
+  nbd_kill (o->nbd);
+  assert_image_holds (o->nbd->image, wrote, o->seed);
+}
+
+static void
+test_nbd_outage (void)
+{
+  g_autofree char *nbd_path = g_find_program_in_path ("qemu-nbd");
+  g_autofree char *kernel = NULL, *initrd = NULL;
+  Outage o = { 0 };
+
+  if (!test_require_guest (&kernel, &initrd))
+    return;
+  if (nbd_path == NULL)
+    {
+      test_skip_or_fail ("VMHERD_TEST_REQUIRE_QEMU", "no qemu-nbd in PATH (apt-get install qemu-utils)");
+      return;
+    }
+  outage_start (&o, kernel, initrd);
+  outage_pause (&o);
+  outage_adopt (&o);
+  outage_resume (&o);
+  outage_verify (&o);
+  outage_clear (&o);
 }
 
 int
