@@ -2,11 +2,11 @@
  * guest's only disk is served by a real qemu-nbd; the guest writes to it all the time
  * (vmherd.writer).  qemu-nbd killed: QEMU pauses the guest (werror = stop) and the guest
  * sees no I/O error; vmherdd checks the server, reports the guest stuck after
- * storage-stuck-after, never restarts it, nor does a new vmherdd after a kill -9 of the
- * first (it adopts the paused guest); qemu-nbd started again on the same image:
- * vmherdd resumes the guest, its writes go on, and what it wrote before the outage (a
- * random seed, checked by md5 inside the guest) and every block it said it wrote are on
- * the image. */
+ * storage-stuck-after and never restarts it: not when QEMU stops answering QMP, nor after
+ * a kill -9 of vmherdd (the next one adopts the paused guest).  qemu-nbd started again on
+ * the same image: vmherdd resumes the guest, its writes go on, and what it wrote before
+ * the outage (a random seed, checked by md5 inside the guest) and every block it said it
+ * wrote are on the image. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
@@ -322,7 +322,7 @@ outage_start (Outage *o, const char *kernel, const char *initrd)
   vm = g_strdup_printf ("[vm]\nmemory = 256M\n[kernel]\npath = %s\ninitrd = %s\n"
                         "append = console=ttyS0 quiet vmherd.writer=vda\n"
                         "[disk data]\nimage = nbd+unix:///data?socket=%s\nformat = raw\n"
-                        "[health]\npanic = none\nqmp-interval = 1s\nqmp-timeout = 5s\n"
+                        "[health]\npanic = none\nqmp-interval = 1s\nqmp-timeout = 3s\nqmp-failures = 2\n"
                         "storage-interval = 500ms\nstorage-timeout = 2s\nstorage-stuck-after = 3s\n",
                         kernel, initrd, o->nbd->socket);
   host_add_vm (o->h, "st", vm);
@@ -381,6 +381,37 @@ outage_pause (Outage *o)
   assert_sample (m, "vmherd_vm_storage_stuck{vm=\"st\"} 1");
   assert_sample (m, "vmherd_vm_storage_outages_total{vm=\"st\"} 1");
   assert_sample (m, "vmherd_vm_state{vm=\"st\",state=\"paused\"} 1");
+}
+
+static gint64
+qmp_misses (Host *h, const char *vm)
+{
+  g_autoptr(JsonObject) st = status (h, vm);
+
+  return json_object_get_int_member (st, "qmp-misses");
+}
+
+/* QEMU stops answering QMP while paused for the disk (as one blocked on a hung NFS
+ * server would; here a SIGSTOP): qmp-failures misses, yet not killed. */
+static void
+outage_qmp_silent (Outage *o)
+{
+  g_autofree char *log_path = g_build_filename (o->h->dir, "log", "st.log", NULL);
+  g_autofree char *log_text = NULL;
+  g_autoptr(JsonObject) st = NULL;
+
+  g_assert_cmpint (kill (o->pid, SIGSTOP), ==, 0);
+  test_wait_until (qmp_misses (o->h, "st") >= 3, WAIT_MS, "3 missed QMP checks");
+  st = status (o->h, "st");
+  g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
+  g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (st, "qmp-last-result"), "missed: "));
+  log_text = test_read_file (log_path);
+  g_assert_nonnull (strstr (log_text, "vmherd: QEMU does not answer QMP while paused for a disk "
+                            "error (2 query-status missed; blocked on the storage?); not killed\n"));
+  g_assert_null (strstr (log_text, "-> stopping"));
+  g_assert_cmpint (kill (o->pid, SIGCONT), ==, 0);
+  test_wait_until (qmp_misses (o->h, "st") == 0, WAIT_MS, "QMP answering again");
 }
 
 /* vmherdd killed and started again while the guest is paused: the new one adopts the
@@ -517,6 +548,7 @@ test_nbd_outage (void)
     }
   outage_start (&o, kernel, initrd);
   outage_pause (&o);
+  outage_qmp_silent (&o);
   outage_adopt (&o);
   outage_resume (&o);
   outage_verify (&o);
