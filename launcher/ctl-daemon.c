@@ -270,6 +270,31 @@ print_guest_health (JsonObject *o)
     }
 }
 
+/* The storage: ok, or paused for a disk error since when; its latest check and result. */
+static void
+print_storage (JsonObject *o)
+{
+  JsonObject *s = json_object_has_member (o, "storage") ? json_object_get_object_member (o, "storage") : NULL;
+  const char *last = s ? json_object_get_string_member_with_default (s, "last-check", NULL) : NULL;
+
+  if (s == NULL)
+    return;
+  if (strcmp (json_object_get_string_member_with_default (s, "state", "?"), "ok") == 0)
+    printf ("%-15s ok", "storage");
+  else
+    printf ("%-15s %s since %s: disk %s (%s)", "storage", json_object_get_string_member (s, "state"),
+            json_object_get_string_member_with_default (s, "since", "?"),
+            json_object_get_string_member_with_default (s, "disk", NULL) ?: "?",
+            json_object_get_string_member_with_default (s, "error", NULL) ?: "run state io-error");
+  if (last != NULL)
+    printf (", last check %s: %s", last,
+            json_object_get_string_member_with_default (s, "last-result", "?"));
+  else
+    printf (", never checked (no disk error since vmherdd started)");
+  printf ("; %" G_GINT64_FORMAT " outage%s\n", json_object_get_int_member (s, "outages"),
+          json_object_get_int_member (s, "outages") == 1 ? "" : "s");
+}
+
 int
 ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
 {
@@ -314,6 +339,7 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
   if (json_object_has_member (o, "guest-agent") && !json_object_get_null_member (o, "guest-agent"))
     print_agent (json_object_get_object_member (o, "guest-agent"));
   print_guest_health (o);
+  print_storage (o);
   if (json_object_has_member (o, "history"))
     {
       JsonArray *h = json_object_get_array_member (o, "history");

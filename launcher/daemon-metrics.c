@@ -205,6 +205,39 @@ emit_watchdog_fired (GString *out, const char *metric, const MetricsVm *vm)
   append_int (out, metric, vm->name, w ? json_object_get_int_member (w, "fired") : 0);
 }
 
+/* 1 while the guest is paused for a disk error ("failing" or "stuck"), and while stuck. */
+static void
+emit_storage (GString *out, const char *metric, const MetricsVm *vm, const char *const *states)
+{
+  JsonObject *s = json_object_get_object_member (vm->o, "storage");
+
+  append_int (out, metric, vm->name, s != NULL && g_strv_contains (states, member_string (s, "state")));
+}
+
+static void
+emit_storage_paused (GString *out, const char *metric, const MetricsVm *vm)
+{
+  static const char *const states[] = { "failing", "stuck", NULL };
+
+  emit_storage (out, metric, vm, states);
+}
+
+static void
+emit_storage_stuck (GString *out, const char *metric, const MetricsVm *vm)
+{
+  static const char *const states[] = { "stuck", NULL };
+
+  emit_storage (out, metric, vm, states);
+}
+
+static void
+emit_storage_outages (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *s = json_object_get_object_member (vm->o, "storage");
+
+  append_int (out, metric, vm->name, s ? json_object_get_int_member (s, "outages") : 0);
+}
+
 static void
 emit_cpu (GString *out, const char *metric, const MetricsVm *vm)
 {
@@ -241,6 +274,12 @@ static const MetricsFamily families[] = {
   { "vmherd_vm_agent_failures", "gauge", "Guest agent pings failed in a row", emit_agent_failures },
   { "vmherd_vm_watchdog_fired_total", "counter", "Times the guest's watchdog fired",
     emit_watchdog_fired },
+  { "vmherd_vm_storage_paused", "gauge", "1 while the guest is paused for a disk error",
+    emit_storage_paused },
+  { "vmherd_vm_storage_stuck", "gauge", "1 while the guest is paused for a disk error longer "
+    "than storage-stuck-after", emit_storage_stuck },
+  { "vmherd_vm_storage_outages_total", "counter", "Pauses for a disk error since vmherdd started",
+    emit_storage_outages },
   { "vmherd_vm_cpu_seconds_total", "counter", "CPU time of the VM's QEMU (user + system)",
     emit_cpu },
   { "vmherd_vm_rss_bytes", "gauge", "Resident memory of the VM's QEMU", emit_rss },

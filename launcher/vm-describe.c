@@ -27,6 +27,8 @@ health_text (Vm *vm)
     return "qmp-missed";
   if (vm_probes_failing (vm))
     return "probe-failing";
+  if (vm_storage_outage (vm))
+    return vm->storage.stuck ? "storage-stuck" : "storage-error";
   if (vm_agent_failing (vm))
     return "agent-failing";
   return vm->health_last_ok ? "ok" : "pending";
@@ -158,7 +160,19 @@ describe_full (Vm *vm, JsonObject *o)
   set_string_or_null (o, "exit-status", vm->exit_status);
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
   json_object_set_int_member (o, "health-checks", (gint64) vm->health_answers);
+  if (vm->health_last_check != 0)
+    {
+      g_autoptr(GDateTime) sec = g_date_time_new_from_unix_local (vm->health_last_check / G_USEC_PER_SEC);
+      g_autoptr(GDateTime) t = g_date_time_add (sec, vm->health_last_check % G_USEC_PER_SEC);
+      g_autofree char *when = g_date_time_format_iso8601 (t);
+
+      json_object_set_string_member (o, "qmp-last-check", when);
+    }
+  else
+    json_object_set_null_member (o, "qmp-last-check");
+  set_string_or_null (o, "qmp-last-result", vm->health_last_result);
   vm_guest_health_describe (vm, o);
+  vm_storage_describe (vm, o);
   if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
     {
       g_autofree char *tail = qemu_stderr_tail (vm);

@@ -254,6 +254,23 @@ vm_qemu_signal (Vm *vm, int signo)
     g_subprocess_send_signal (vm->inst->process, signo);
 }
 
+gboolean
+vm_qemu_is_stopped (Vm *vm)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (vm->pid <= 0)
+    return FALSE;
+  path = g_strdup_printf ("/proc/%d/stat", (int) vm->pid);
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return FALSE;
+  /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the last ')' ends it. */
+  end = strrchr (stat, ')');
+  return end != NULL && end[1] == ' ' && end[2] == 'T';
+}
+
 void
 vm_qemu_release (Vm *vm)
 {
@@ -279,6 +296,11 @@ on_health_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer d
 
   if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
     return;
+  vm->health_last_check = g_get_real_time ();
+  g_free (vm->health_last_result);
+  vm->health_last_result = reply != NULL && JSON_NODE_HOLDS_OBJECT (reply)
+                           ? g_strdup ("ok")
+                           : g_strdup_printf ("missed: %s", error ? error->message : "not an object");
   if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
     {
       vm->health_misses = 0;
