@@ -549,7 +549,6 @@ test_failures_keep_the_guest (void)
                  "bandwidth = 40\nstall-timeout = 8s\n");
   b = peer_host ("b", "host = a 10.89.0.11:7480\n", pki, NULL);
   impostor = peer_host ("c", "host = a 10.89.0.11:7480\n", foreign_pki, NULL);
-  (void) impostor;
   guest = guest_file ("10.89.0.51");
   host_add_vm (a, "f", guest);
   r = test_run_vmherd (a->config, NULL, "reload", NULL);
@@ -564,6 +563,7 @@ test_failures_keep_the_guest (void)
   g_assert_nonnull (strstr (r.err, "the guest keeps running on this host"));
   test_run_clear (&r);
   assert_still_running (a, "f");
+  assert_nothing_left (impostor, "f");
 
   /* The destination refuses: it has a VM of that name already. */
   host_add_vm (b, "f", guest);
