@@ -8,7 +8,8 @@
  * User-mode Linux (Debian's user-mode-linux package: a Linux 6.1 kernel that runs as a
  * host process, with CONFIG_BRIDGE_VLAN_FILTERING=y and bridge, tun and veth as modules).
  * Its root file system is the host's own, shared read-only through hostfs, so vmherdd,
- * vmherd, QEMU and the test guest are the host's files; /tmp, /run and /dev are its own.
+ * vmherd, QEMU and the test guest are the host's files; /run (TMPDIR=/run/tmp) and /dev
+ * are its own, and the host's /tmp stays visible, read-only (a build may live there).
  * The guests are QEMU under TCG inside it: about 2.5 times slower to boot than on the host
  * (13 s instead of 5 s to "vmherd-guest: ready"), because every system call and page fault
  * of a UML process goes through ptrace.  It is much faster than nesting a TCG guest in a
@@ -197,10 +198,11 @@ static char *
 init_script (const char *out_dir, const char *build_dir)
 {
   GString *s = g_string_new ("#!/bin/sh\n# Made by tests/test-guest-vlan.c: PID 1 of User-mode Linux.\n"
-                             "export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp\n"
+                             "export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/run/tmp\n"
                              "mount -t proc proc /proc && mount -t sysfs sysfs /sys\n"
-                             "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /tmp\n"
-                             "mkdir -p /dev/pts /dev/shm /run/out /run/modroot/lib\n"
+                             "mount -t tmpfs tmpfs /run\n"
+                             "mkdir -p /dev/pts /dev/shm /run/out /run/modroot/lib /run/tmp\n"
+                             "chmod 1777 /run/tmp\n"
                              "mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm\n");
   g_autofree char *q_out = g_shell_quote (out_dir);
   g_autofree char *q_build = g_shell_quote (build_dir);
