@@ -31,6 +31,7 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 
 #include "net/tap.h"
 #include "tests/harness.h"
@@ -102,30 +103,56 @@ namespace_on_vlan (const char *name, const char *bridge, int vlan, const char *a
   sh (cmd);
 }
 
-/* The tap of vm's NIC "lan" has exactly VLAN vlan, as its PVID, untagged. */
+/* The VLANs of a bridge port, from `bridge -j vlan show dev PORT`: "10PU" is VLAN 10 as
+ * PVID, egress untagged; "1PU 10 20" adds 10 and 20, tagged. */
+static char *
+port_vlans (const char *port)
+{
+  g_autofree char *cmd = g_strdup_printf ("bridge -j vlan show dev %s", port);
+  const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+  TestRun r = test_run (argv, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  GString *out = g_string_new (NULL);
+  JsonArray *ports, *vlans;
+
+  g_assert_cmpint (r.status, ==, 0);
+  json_parser_load_from_data (parser, r.out, -1, &error);
+  g_assert_no_error (error);
+  ports = json_node_get_array (json_parser_get_root (parser));
+  g_assert_cmpuint (json_array_get_length (ports), ==, 1);
+  vlans = json_object_get_array_member (json_array_get_object_element (ports, 0), "vlans");
+  for (guint i = 0; i < json_array_get_length (vlans); i++)
+    {
+      JsonObject *v = json_array_get_object_element (vlans, i);
+      gint64 first = json_object_get_int_member (v, "vlan");
+      gint64 last = json_object_get_int_member_with_default (v, "vlanEnd", first);
+      JsonArray *flags = json_object_has_member (v, "flags") ? json_object_get_array_member (v, "flags") : NULL;
+      gboolean pvid = FALSE, untagged = FALSE;
+
+      for (guint f = 0; flags != NULL && f < json_array_get_length (flags); f++)
+        {
+          pvid |= g_str_equal (json_array_get_string_element (flags, f), "PVID");
+          untagged |= g_str_equal (json_array_get_string_element (flags, f), "Egress Untagged");
+        }
+      for (gint64 vid = first; vid <= last; vid++)
+        g_string_append_printf (out, "%s%" G_GINT64_FORMAT "%s%s", out->len ? " " : "", vid,
+                                pvid ? "P" : "", untagged ? "U" : "");
+    }
+  test_run_clear (&r);
+  return g_string_free (out, FALSE);
+}
+
+/* The tap of vm's NIC "lan" has exactly VLAN vlan, as its PVID, untagged (the kernel's
+ * default VLAN 1 removed). */
 static void
 assert_tap_vlan (const char *vm, int vlan)
 {
   g_autofree char *tap = net_tap_name (vm, "lan");
-  g_autofree char *cmd = g_strdup_printf ("bridge vlan show dev %s", tap);
-  g_autofree char *want = g_strdup_printf ("%s %d PVID Egress Untagged", tap, vlan);
-  const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-  TestRun r = test_run (argv, NULL);
-  g_autofree char *squeezed = NULL;
-  g_auto(GStrv) words = NULL;
+  g_autofree char *have = port_vlans (tap);
+  g_autofree char *want = g_strdup_printf ("%dPU", vlan);
 
-  g_assert_cmpint (r.status, ==, 0);
-  words = g_strsplit_set (r.out, " \t\n", -1);
-  squeezed = g_strjoinv (" ", words);
-  while (strstr (squeezed, "  ") != NULL)    /* "port vlan-id tap 10 PVID Egress Untagged" */
-    {
-      char *p = strstr (squeezed, "  ");
-      memmove (p, p + 1, strlen (p));
-    }
-  if (strstr (squeezed, want) == NULL)
-    g_error ("tap of vm '%s': want \"%s\", `%s` says: %s", vm, want, cmd, r.out);
-  g_assert_null (strstr (squeezed, " 1 "));  /* the kernel's default VLAN 1 was removed */
-  test_run_clear (&r);
+  g_assert_cmpstr (have, ==, want);
 }
 
 static char *
@@ -146,8 +173,18 @@ test_vlans_inside (void)
   g_autofree char *a10 = vm_file ("10.89.0.2/24", 10);
   g_autofree char *b10 = vm_file ("10.89.0.3/24", 10);
   g_autofree char *c20 = vm_file ("10.89.0.4/24", 20);
-  Host *h = host_start_with ("[bridge brv0]\nvlan-filtering = yes\n", "a10", a10, "b10", b10,
-                             "c20", c20, NULL);
+  g_autofree char *uplink_vlans = NULL;
+  Host *h;
+
+  /* The uplink: a veth whose far end, in namespace vlup, stands for the site's network
+   * switch, with VLAN 10 tagged on it. */
+  sh ("ip netns add vlup && ip link add vlup-br type veth peer name vlup-in"
+      " && ip link set vlup-in netns vlup && ip link set vlup-br up && ip -n vlup link set lo up"
+      " && ip -n vlup link set vlup-in up"
+      " && ip -n vlup link add link vlup-in name vlup-in.10 type vlan id 10"
+      " && ip -n vlup link set vlup-in.10 up && ip -n vlup addr add 10.89.0.30/24 dev vlup-in.10");
+  h = host_start_with ("[bridge brv0]\nvlan-filtering = yes\nuplink = vlup-br\n", "a10", a10,
+                       "b10", b10, "c20", c20, NULL);
 
   start_vm (h, "a10");
   start_vm (h, "b10");
@@ -155,6 +192,9 @@ test_vlans_inside (void)
   assert_tap_vlan ("a10", 10);
   assert_tap_vlan ("b10", 10);
   assert_tap_vlan ("c20", 20);
+  /* The uplink carries the guests' VLANs, tagged, and keeps its own default VLAN 1. */
+  uplink_vlans = port_vlans ("vlup-br");
+  g_assert_cmpstr (uplink_vlans, ==, "1PU 10 20");
   namespace_on_vlan ("vlt10", "brv0", 10, "10.89.0.1/24");
   namespace_on_vlan ("vlt20", "brv0", 20, "10.89.0.9/24");
 
@@ -162,10 +202,12 @@ test_vlans_inside (void)
   wait_for_ping ("vlt10", "10.89.0.2", GUEST_TIMEOUT_S);
   wait_for_ping ("vlt10", "10.89.0.3", GUEST_TIMEOUT_S);
   wait_for_ping ("vlt20", "10.89.0.4", GUEST_TIMEOUT_S);
+  wait_for_ping ("vlup", "10.89.0.3", 10);     /* through the uplink, tagged */
 
   /* Across VLANs nothing passes, though all share one subnet: not even ARP. */
   g_assert_cmpint (ping_from ("vlt10", "10.89.0.4", 3), !=, 0);
   g_assert_cmpint (ping_from ("vlt20", "10.89.0.2", 2), !=, 0);
+  g_assert_cmpint (ping_from ("vlup", "10.89.0.4", 2), !=, 0);
   wait_for_ping ("vlt10", "10.89.0.2", 5);     /* and the first still answers */
 }
 
@@ -211,7 +253,7 @@ init_script (const char *out_dir, const char *build_dir)
   g_string_append_printf (s, "mount -t hostfs none /run/out -o %s\n", q_out);
   /* modprobe -d ROOT reads ROOT/lib/modules/$(uname -r): the package's modules. */
   g_string_append (s, "ln -s " UML_MODULES " /run/modroot/lib/modules\n"
-                      "for m in bridge tun veth; do\n"
+                      "for m in bridge tun veth 8021q; do\n"
                       "  modprobe -d /run/modroot $m || echo '" MARKER "cannot load module' $m\n"
                       "done\n"
                       "ip link set lo up\n"
