@@ -317,7 +317,7 @@ on_uml_exited (GObject *source G_GNUC_UNUSED, GAsyncResult *result G_GNUC_UNUSED
 static void
 child_setup (gpointer data G_GNUC_UNUSED)
 {
-  prctl (PR_SET_PDEATHSIG, SIGKILL);   /* an aborted test leaves no UML behind */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);   /* an aborted test leaves no UML behind (--kill-child) */
 }
 
 /* Boots UML with init and relays its console until it powers off. */
@@ -325,8 +325,11 @@ static void
 uml_run (const char *linux_uml, const char *init)
 {
   g_autofree char *init_arg = g_strdup_printf ("init=%s", init);
-  const char *argv[] = { linux_uml, "mem=1024M", "root=/dev/root", "rootfstype=hostfs", "rootflags=/",
-                         "ro", init_arg, "con=null", "con0=fd:0,fd:1", "quiet", NULL };
+  /* UML in its own PID namespace, as its PID 1: when it dies, so do its helper processes,
+   * which a SIGKILL of UML alone (an aborted test) would leave behind. */
+  const char *argv[] = { "unshare", "--pid", "--fork", "--kill-child", linux_uml, "mem=1024M",
+                         "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro", init_arg,
+                         "con=null", "con0=fd:0,fd:1", "quiet", NULL };
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) uml_proc = NULL;
   g_autoptr(GError) error = NULL;
