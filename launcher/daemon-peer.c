@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "vmherd-peer"
 
 #include "launcher/daemon-private.h"
+#include "launcher/migrate-qmp.h"
 
 #include <string.h>
 
@@ -77,20 +78,6 @@ daemon_peer_close (Daemon *daemon)
   g_clear_pointer (&daemon->peer_server, peer_server_free);
 }
 
-/* MemAvailable of /proc/meminfo in bytes, or -1. */
-static gint64
-mem_available (void)
-{
-  g_autofree char *text = NULL;
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
-    return -1;
-  line = strstr (text, "MemAvailable:");
-  if (line == NULL)
-    return -1;
-  return g_ascii_strtoll (line + strlen ("MemAvailable:"), NULL, 10) * 1024;
-}
 
 static void
 peer_cmd_hello (PeerRequest *request, const char *command G_GNUC_UNUSED,
@@ -104,7 +91,7 @@ peer_cmd_hello (PeerRequest *request, const char *command G_GNUC_UNUSED,
 
   json_object_set_string_member (ret, "name", daemon->host->peer->name);
   json_object_set_string_member (ret, "version", VMHERD_VERSION);
-  json_object_set_int_member (ret, "mem-available", mem_available ());
+  json_object_set_int_member (ret, "mem-available", migrate_mem_available ());
   g_hash_table_iter_init (&iter, daemon->vms);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {

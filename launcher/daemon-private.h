@@ -58,6 +58,9 @@ gboolean daemon_load_desired (Daemon *daemon, const char *name, gboolean *out_ru
 /* daemon-scan.c: reads vm-dir; new, changed and removed files.  Returns the VMs it defined
  * (borrowed), so the caller can adopt or autostart them. */
 GPtrArray *daemon_scan (Daemon *daemon);
+/* What `check` says of config here: the host (images, bridges, the QEMU) and the other
+ * guests (names, MACs); every problem to errors. */
+void daemon_check_config (Daemon *daemon, const VmConfig *config, ConfigErrors *errors);
 /* daemon_scan(), then starts the newly defined guests whose file says autostart = yes
  * (the watch, SIGHUP and `reload` all do this). */
 GPtrArray *daemon_rescan (Daemon *daemon);

@@ -21,26 +21,31 @@ file_sum (const char *path)
   return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
 }
 
+void
+daemon_check_config (Daemon *daemon, const VmConfig *config, ConfigErrors *errors)
+{
+  g_autoptr(GPtrArray) set = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  vm_check_host (config, daemon->host, daemon->probe, errors);
+  g_hash_table_iter_init (&iter, daemon->vms);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (strcmp (key, config->name) != 0)
+      g_ptr_array_add (set, (gpointer) vm_get_config (value));
+  g_ptr_array_add (set, (gpointer) config);
+  vm_check_set (set, errors);
+}
+
 /* Loads one file and checks it against the host and the other guests. */
 static VmConfig *
 load_checked (Daemon *daemon, const char *path, const char *name)
 {
   g_autoptr(ConfigErrors) errors = config_errors_new ();
   g_autoptr(VmConfig) config = vm_config_load (path, errors);
-  g_autoptr(GPtrArray) set = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key, value;
 
   if (config != NULL)
-    {
-      vm_check_host (config, daemon->host, daemon->probe, errors);
-      g_hash_table_iter_init (&iter, daemon->vms);
-      while (g_hash_table_iter_next (&iter, &key, &value))
-        if (strcmp (key, name) != 0)
-          g_ptr_array_add (set, (gpointer) vm_get_config (value));
-      g_ptr_array_add (set, config);
-      vm_check_set (set, errors);
-    }
+    daemon_check_config (daemon, config, errors);
   if (errors->len > 0)
     {
       g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);

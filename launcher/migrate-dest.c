@@ -10,7 +10,6 @@
 #include "images/image-create.h"
 #include "images/overlay.h"
 #include "launcher/qemu-spawn.h"
-#include "launcher/vm-check.h"
 
 struct _MigrateIn
 {
@@ -402,21 +401,11 @@ check_incoming (Daemon *daemon, const char *read_path, const char *path, const c
 {
   g_autoptr(ConfigErrors) errors = config_errors_new ();
   g_autoptr(VmConfig) config = vm_config_load_as (read_path, path, errors);
-  g_autoptr(GPtrArray) set = g_ptr_array_new ();
   g_autoptr(GString) problems = g_string_new (NULL);
-  GHashTableIter iter;
-  gpointer value;
   gint64 available;
 
   if (config != NULL)
-    {
-      vm_check_host (config, daemon->host, daemon->probe, errors);
-      g_hash_table_iter_init (&iter, daemon->vms);
-      while (g_hash_table_iter_next (&iter, NULL, &value))
-        g_ptr_array_add (set, (gpointer) vm_get_config (value));
-      g_ptr_array_add (set, config);
-      vm_check_set (set, errors);
-    }
+    daemon_check_config (daemon, config, errors);
   for (guint i = 0; i < errors->len; i++)
     {
       g_autofree char *text = config_error_format (errors->pdata[i]);
