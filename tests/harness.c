@@ -1,6 +1,7 @@
 /* harness.c: a real vmherdd for tests (see harness.h). */
 #include "tests/harness.h"
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <poll.h>
 #include <signal.h>
@@ -147,4 +148,49 @@ host_restart_daemon (Host *h)
   g_assert_cmpstr (r.err, ==, "");
   g_assert_cmpint (r.status, ==, 0);
   test_run_clear (&r);
+}
+
+ControlClient *
+host_subscribe_events (Host *h)
+{
+  g_autoptr(GError) error = NULL;
+  ControlClient *c = control_client_connect (h->socket, &error);
+  g_autoptr(JsonNode) ret = NULL;
+
+  g_assert_no_error (error);
+  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return c;
+}
+
+JsonObject *
+host_vm_status (Host *h, const char *vm)
+{
+  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+
+  json_object_set_string_member (args, "vm", vm);
+  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return json_object_ref (json_node_get_object (ret));
+}
+
+guint16
+test_free_port (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                       G_SOCKET_PROTOCOL_TCP, &error);
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (s, any, FALSE, &error));
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (s, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "launcher/control-proto.h"
 
 typedef struct
 {
@@ -34,3 +37,12 @@ void host_kill_daemon (Host *h);
 /* Starts vmherdd (again) on the host's config, in h->netns when set (`ip netns exec`);
  * returns once it listens. */
 void host_restart_daemon (Host *h);
+
+/* A control connection that asked for `events` (read them with control_client_read_line). */
+ControlClient *host_subscribe_events (Host *h);
+
+/* `status` of vm over the control socket (what `vmherd status --json` prints). */
+JsonObject *host_vm_status (Host *h, const char *vm);
+
+/* A TCP port nobody listens on now on 127.0.0.1 (bound to port 0, read, closed). */
+guint16 test_free_port (void);

@@ -32,19 +32,6 @@ health_checks (Host *h, const char *name)
   return json_object_get_int_member (json_node_get_object (ret), "health-checks");
 }
 
-static ControlClient *
-subscribe (Host *h)
-{
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autoptr(JsonNode) ret = NULL;
-
-  g_assert_no_error (error);
-  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
 /* Reads event lines until QMP event `name` of vm arrives; returns its data member. */
 static JsonObject *
 expect_qmp_event (ControlClient *c, const char *vm, const char *name)
@@ -74,8 +61,8 @@ test_two_consoles_share_events (void)
   TestRun r;
 
   start_vm (h, "ioc");
-  a = subscribe (h);
-  b = subscribe (h);
+  a = host_subscribe_events (h);
+  b = host_subscribe_events (h);
   before = health_checks (h, "ioc");
   r = test_run_vmherd (h->config, NULL, "qmp", "ioc", "stop", NULL);
   g_assert_cmpstr (r.out, ==, "{}\n");

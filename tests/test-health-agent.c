@@ -17,19 +17,6 @@
 
 #define EVENT_WAIT_MS 90000     /* TCG guests on a loaded 2-core machine */
 
-static ControlClient *
-subscribe (Host *h)
-{
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autoptr(JsonNode) ret = NULL;
-
-  g_assert_no_error (error);
-  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
 /* Reads event lines until event `name` of vm with data member "state" == state arrives;
  * returns its data member. */
 static JsonObject *
@@ -48,20 +35,6 @@ expect_event (ControlClient *c, const char *vm, const char *name, const char *st
           && g_strcmp0 (json_object_get_string_member_with_default (d, "state", ""), state) == 0)
         return json_object_ref (d);
     }
-}
-
-static JsonObject *
-status (Host *h, const char *name)
-{
-  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return json_object_ref (json_node_get_object (ret));
 }
 
 /* The guest's serial console through vmherdd, once its shell runs. */
@@ -129,25 +102,6 @@ agent_host (const char *name, const char *health, const char *extra_host_config)
   return h;
 }
 
-/* A port nobody listens on now: bound to port 0, read, closed. */
-static guint16
-free_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, &error);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (s, any, FALSE, &error));
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* The line of /metrics that starts with `sample` (name and labels), e.g. "... 1". */
 static char *
 metrics_line (guint16 port, const char *sample)
@@ -177,7 +131,7 @@ metrics_line (guint16 port, const char *sample)
 static void
 test_agent_report (void)
 {
-  guint16 port = free_port ();
+  guint16 port = test_free_port ();
   g_autofree char *listen = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", port);
   Host *h = agent_host ("ga", "agent-interval = 1s\nagent-timeout = 2s\nagent-failures = 2\n"
                         "agent-grace = 0\nagent-action = report\n", listen);
@@ -190,9 +144,9 @@ test_agent_report (void)
 
   if (h == NULL)
     return;
-  events = subscribe (h);
+  events = host_subscribe_events (h);
   start_vm (h, "ga");
-  before = status (h, "ga");
+  before = host_vm_status (h, "ga");
   a = json_object_get_object_member (before, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "action"), ==, "report");
   g_assert_cmpint (json_object_get_int_member (a, "interval-ms"), ==, 1000);
@@ -206,7 +160,7 @@ test_agent_report (void)
   ok = expect_event (events, "ga", "AGENT", "ok");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (ok, "reason"), "answered in "));
   g_clear_pointer (&before, json_object_unref);
-  before = status (h, "ga");
+  before = host_vm_status (h, "ga");
   g_assert_cmpstr (json_object_get_string_member (before, "health"), ==, "ok");
   a = json_object_get_object_member (before, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "ok");
@@ -232,7 +186,7 @@ test_agent_report (void)
   g_assert_cmpstr (json_object_get_string_member (failing, "reason"), ==,
                    "failed 2 times in a row (no answer within 2000 ms; no agent has the port "
                    "open in the guest)");
-  after = status (h, "ga");
+  after = host_vm_status (h, "ga");
   g_assert_cmpstr (json_object_get_string_member (after, "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), ==,
                    json_object_get_int_member (before, "pid"));
@@ -257,7 +211,7 @@ test_agent_report (void)
   type (fd, "vmherd-agent\n");
   again = expect_event (events, "ga", "AGENT", "ok");
   g_clear_pointer (&after, json_object_unref);
-  after = status (h, "ga");
+  after = host_vm_status (h, "ga");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), ==,
                    json_object_get_int_member (before, "pid"));
   a = json_object_get_object_member (after, "guest-agent");
@@ -282,11 +236,11 @@ test_agent_restart (void)
 
   if (h == NULL)
     return;
-  events = subscribe (h);
+  events = host_subscribe_events (h);
   start_vm (h, "gr");
   console = console_ready (h, "gr", &fd);
   ok = expect_event (events, "gr", "AGENT", "ok");
-  before = status (h, "gr");
+  before = host_vm_status (h, "gr");
   a = json_object_get_object_member (before, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "action"), ==, "restart");   /* default */
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "ok");
@@ -297,7 +251,7 @@ test_agent_restart (void)
                                    "guest agent failed 2 times (no answer within 2000 ms; no "
                                    "agent has the port open in the guest); QEMU "));
   running = expect_event (events, "gr", "STATE", "running");
-  after = status (h, "gr");
+  after = host_vm_status (h, "gr");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), !=,
                    json_object_get_int_member (before, "pid"));
   g_assert_cmpint (json_object_get_int_member (after, "restarts"), ==, 1);

@@ -9,19 +9,6 @@
 #include "tests/harness.h"
 #include "tests/test-util.h"
 
-static ControlClient *
-subscribe (Host *h)
-{
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autoptr(JsonNode) ret = NULL;
-
-  g_assert_no_error (error);
-  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
 /* Reads event lines until event `name` of vm (with state `state` for STATE, else any)
  * arrives; returns its data member. */
 static JsonObject *
@@ -41,20 +28,6 @@ expect_event (ControlClient *c, const char *vm, const char *name, const char *st
               || g_strcmp0 (json_object_get_string_member (d, "state"), state) == 0))
         return json_object_ref (d);
     }
-}
-
-static JsonObject *
-status (Host *h, const char *name)
-{
-  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return json_object_ref (json_node_get_object (ret));
 }
 
 /* The guest's serial console through vmherdd, once its shell runs. */
@@ -104,9 +77,9 @@ test_watchdog_reset (void)
   if (vm == NULL)
     return;
   h = host_start ("wd", vm, NULL);
-  events = subscribe (h);
+  events = host_subscribe_events (h);
   start_vm (h, "wd");
-  before = status (h, "wd");
+  before = host_vm_status (h, "wd");
   console = console_ready (h, "wd", &fd);
   g_assert_cmpint (write (fd, "killall watchdog\n", 17), ==, 17);
 
@@ -117,7 +90,7 @@ test_watchdog_reset (void)
   /* QEMU reset the guest: it boots again on the same console. */
   g_free (read_until (fd, "vmherd-guest: booted", 60000));
 
-  after = status (h, "wd");
+  after = host_vm_status (h, "wd");
   g_assert_cmpstr (json_object_get_string_member (after, "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), ==,
                    json_object_get_int_member (before, "pid"));
@@ -147,9 +120,9 @@ test_panic_restart (void)
   if (vm == NULL)
     return;
   h = host_start ("p", vm, NULL);
-  events = subscribe (h);
+  events = host_subscribe_events (h);
   start_vm (h, "p");
-  before = status (h, "p");
+  before = host_vm_status (h, "p");
   g_assert_true (json_object_get_null_member (before, "last-panic"));
   console = console_ready (h, "p", &fd);
   g_assert_cmpint (write (fd, "echo c > /proc/sysrq-trigger\n", 29), ==, 29);
@@ -162,7 +135,7 @@ test_panic_restart (void)
                                    "the guest panicked; QEMU "));
   running = expect_event (events, "p", "STATE", "running");
 
-  after = status (h, "p");
+  after = host_vm_status (h, "p");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), !=,
                    json_object_get_int_member (before, "pid"));
   g_assert_cmpint (json_object_get_int_member (after, "restarts"), ==, 1);

@@ -30,19 +30,6 @@ sh (const char *command)
   test_run_clear (&r);
 }
 
-static ControlClient *
-subscribe (Host *h)
-{
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autoptr(JsonNode) ret = NULL;
-
-  g_assert_no_error (error);
-  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
 /* Reads event lines until `name` of vm whose data member `key` is `value` (and, for PROBE,
  * whose probe is `probe`); returns its data. */
 static JsonObject *
@@ -68,20 +55,6 @@ expect_event (ControlClient *c, const char *name, const char *probe, const char 
           && g_strcmp0 (json_object_get_string_member_with_default (d, key, NULL), value) == 0)
         return json_object_ref (d);
     }
-}
-
-static JsonObject *
-status (Host *h, const char *name)
-{
-  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return json_object_ref (json_node_get_object (ret));
 }
 
 /* Probe i (in file order) of a status. */
@@ -137,19 +110,19 @@ test_guest_service_stops (void)
                         kernel, initrd);
   h = host_start_with ("[bridge brp0]\nstp = no\n", "svc", vm, NULL);
   sh ("ip addr add 10.89.0.1/24 dev brp0");
-  events = subscribe (h);
+  events = host_subscribe_events (h);
   start_vm (h, "svc");
   console = console_ready (h, "svc", &fd);
   ok1 = expect_event (events, "PROBE", REPORT_PROBE, "state", "ok");
   ok2 = expect_event (events, "PROBE", RESTART_PROBE, "state", "ok");
-  before = status (h, "svc");
+  before = host_vm_status (h, "svc");
 
   /* action=report: failing after 3 misses, reported, nothing restarted. */
   type (fd, "kill $(cat /run/tcp-5000.pid)\n");
   report = expect_event (events, "PROBE", REPORT_PROBE, "state", "failing");
   g_assert_cmpstr (json_object_get_string_member (report, "reason"), ==,
                    "failed 3 times in a row (connection refused)");
-  st = status (h, "svc");
+  st = host_vm_status (h, "svc");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
   g_assert_cmpstr (json_object_get_string_member (st, "health"), ==, "probe-failing");
   g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, json_object_get_int_member (before, "pid"));
@@ -168,7 +141,7 @@ test_guest_service_stops (void)
                                    "probe " RESTART_PROBE " failed 3 times (connection refused)"));
   again = expect_event (events, "STATE", NULL, "state", "running");
   g_clear_pointer (&st, json_object_unref);
-  st = status (h, "svc");
+  st = host_vm_status (h, "svc");
   g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (st, "pid"), !=, json_object_get_int_member (before, "pid"));
   g_assert_true (g_str_has_prefix (json_object_get_string_member (st, "last-failure"),

@@ -90,24 +90,6 @@ nbd_new (const char *dir)
   return nbd;
 }
 
-/* A port nobody listens on now: bound to port 0, read, closed. */
-static guint16
-free_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, &error);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (s, any, FALSE, &error));
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* GET /metrics from vmherdd's metrics-listen. */
 static char *
 scrape (guint16 port)
@@ -132,19 +114,6 @@ assert_sample (const char *scraped, const char *sample)
 
   if (strstr (scraped, line) == NULL)
     g_error ("no line '%s' in the scrape:\n%s", sample, scraped);
-}
-
-static ControlClient *
-subscribe (Host *h)
-{
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autoptr(JsonNode) ret = NULL;
-
-  g_assert_no_error (error);
-  ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return c;
 }
 
 /* Reads event lines until event `name` of vm with data.state == state; returns its data. */
@@ -172,20 +141,6 @@ expect_event (ControlClient *c, const char *vm, const char *name, const char *st
     }
 }
 
-static JsonObject *
-status (Host *h, const char *name)
-{
-  g_autoptr(ControlClient) c = control_client_connect (h->socket, NULL);
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "status", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  return json_object_ref (json_node_get_object (ret));
-}
-
 static const char *
 storage_member (JsonObject *st, const char *member)
 {
@@ -197,7 +152,7 @@ storage_member (JsonObject *st, const char *member)
 static gboolean
 storage_checked_and_failed (Host *h, const char *vm)
 {
-  g_autoptr(JsonObject) st = status (h, vm);
+  g_autoptr(JsonObject) st = host_vm_status (h, vm);
   const char *result = storage_member (st, "last-result");
 
   return result != NULL && strstr (result, "disk data: NBD server ") != NULL;
@@ -314,7 +269,7 @@ outage_start (Outage *o, const char *kernel, const char *initrd)
   g_autofree char *extra = NULL, *vm = NULL;
   g_autoptr(JsonObject) st = NULL;
 
-  o->metrics_port = free_port ();
+  o->metrics_port = test_free_port ();
   extra = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", o->metrics_port);
   o->h = host_new (extra);
   o->nbd = nbd_new (o->h->dir);
@@ -327,13 +282,13 @@ outage_start (Outage *o, const char *kernel, const char *initrd)
                         kernel, initrd, o->nbd->socket);
   host_add_vm (o->h, "st", vm);
   host_restart_daemon (o->h);
-  o->events = subscribe (o->h);
+  o->events = host_subscribe_events (o->h);
   start_vm (o->h, "st");
   o->seen = g_string_new (NULL);
   o->console = console_ready (o->h, "st", &o->fd, o->seen);
   o->seed = md5_after (o->seen->str, "vmherd-writer seed ");
   g_assert_nonnull (o->seed);
-  st = status (o->h, "st");
+  st = host_vm_status (o->h, "st");
   g_assert_cmpstr (storage_member (st, "state"), ==, "ok");
   o->pid = (pid_t) json_object_get_int_member (st, "pid");
 }
@@ -359,7 +314,7 @@ outage_pause (Outage *o)
   g_assert_nonnull (strstr (json_object_get_string_member (stuck, "reason"),
                             "storage stuck (last check: disk data: NBD server "));
 
-  st = status (o->h, "st");
+  st = host_vm_status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
   g_assert_cmpstr (json_object_get_string_member (st, "health"), ==, "storage-stuck");
   g_assert_cmpstr (storage_member (st, "state"), ==, "stuck");
@@ -386,7 +341,7 @@ outage_pause (Outage *o)
 static gint64
 qmp_misses (Host *h, const char *vm)
 {
-  g_autoptr(JsonObject) st = status (h, vm);
+  g_autoptr(JsonObject) st = host_vm_status (h, vm);
 
   return json_object_get_int_member (st, "qmp-misses");
 }
@@ -402,7 +357,7 @@ outage_qmp_silent (Outage *o)
 
   g_assert_cmpint (kill (o->pid, SIGSTOP), ==, 0);
   test_wait_until (qmp_misses (o->h, "st") >= 3, WAIT_MS, "3 missed QMP checks");
-  st = status (o->h, "st");
+  st = host_vm_status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
   g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (st, "qmp-last-result"), "missed: "));
@@ -425,14 +380,14 @@ outage_adopt (Outage *o)
   g_clear_pointer (&o->console, control_client_free);
   host_kill_daemon (o->h);
   host_restart_daemon (o->h);
-  o->events = subscribe (o->h);
+  o->events = host_subscribe_events (o->h);
   adopted = expect_event (o->events, "st", "STORAGE", "failing", WAIT_MS);
   g_assert_true (json_object_get_null_member (adopted, "disk"));
   g_assert_nonnull (strstr (json_object_get_string_member (adopted, "reason"),
                             "a disk: run state io-error; the guest is paused (never restarted)"));
   test_wait_until (storage_checked_and_failed (o->h, "st"), WAIT_MS,
                    "a failed storage check after the adoption");
-  st = status (o->h, "st");
+  st = host_vm_status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "paused");
   g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
   o->console = console_attach (o->h, "st", &o->fd);
@@ -478,7 +433,7 @@ outage_resume (Outage *o)
   nbd_start (o->nbd);
   ok = expect_event (o->events, "st", "STORAGE", "ok", RESUME_MS);
   g_assert_nonnull (strstr (json_object_get_string_member (ok, "reason"), "the storage answers again"));
-  st = status (o->h, "st");
+  st = host_vm_status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
   g_assert_cmpint (json_object_get_int_member (st, "pid"), ==, o->pid);
   g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 0);

@@ -15,25 +15,6 @@
 
 #define BIOS "[vm]\nmemory = 64M\n[health]\npanic = none\nqmp-interval = 200ms\n"
 
-/* A port nobody listens on now: bound to port 0, read, closed. */
-static guint16
-free_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, &error);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (s, any, FALSE, &error));
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* GET http://127.0.0.1:port/path; the body, and the status and content type. */
 static char *
 http_get (guint16 port, const char *path, guint *out_status, char **out_type)
@@ -144,7 +125,7 @@ health_checks (ControlClient *ctl)
 static void
 test_scrape (void)
 {
-  guint16 port = free_port ();
+  guint16 port = test_free_port ();
   g_autofree char *extra = g_strdup_printf ("metrics-listen = 127.0.0.1:%u\n", port);
   g_autoptr(GError) error = NULL;
   g_autoptr(ControlClient) ctl = NULL;

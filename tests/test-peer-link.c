@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "launcher/peer-link.h"
+#include "tests/harness.h"
 #include "tests/test-util.h"
 
 /* The certificates, made once for every test: ca/ (the group), other/ (another CA). */
@@ -22,24 +23,6 @@ typedef struct
   PeerConnection *connection;
   guint closed_watches;
 } Fixture;
-
-static guint16
-free_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, &error);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (s, any, FALSE, &error));
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
 
 static void
 pki (const char *dir, const char *what, const char *name)
@@ -139,7 +122,7 @@ fixture_set_up (Fixture *f, gconstpointer data G_GNUC_UNUSED)
   g_autofree char *hosts = NULL;
 
   f->dir = test_tmpdir ();
-  f->port = free_port ();
+  f->port = test_free_port ();
   hosts = g_strdup_printf ("host = b 127.0.0.1:%u\n", f->port);
   f->server_host = host_for (f, "a", "ca", "a", hosts);
   f->server = peer_server_new (f->server_host, handler, f, &error);

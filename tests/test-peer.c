@@ -12,24 +12,6 @@
 #define WAIT_MS 60000
 #define BIOS "[vm]\nmemory = 64M\n[health]\npanic = none\n"
 
-static guint16
-free_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, &error);
-  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (s, any, FALSE, &error));
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 static void
 pki (const char *dir, const char *what, const char *name)
 {
@@ -96,8 +78,8 @@ group_new (void)
   g_test_queue_destroy ((GDestroyNotify) group_free, g);
   g->pki = g_build_filename (pki_root, "pki", NULL);
   g->other = g_build_filename (pki_root, "other", NULL);
-  g->port_a = free_port ();
-  g->port_b = free_port ();
+  g->port_a = test_free_port ();
+  g->port_b = test_free_port ();
   return g;
 }
 
@@ -217,7 +199,7 @@ test_peers_both_ways (void)
 static void
 test_peers_errors (void)
 {
-  guint16 nobody = free_port ();
+  guint16 nobody = test_free_port ();
   g_autofree char *extra = NULL, *expected = NULL;
   g_autoptr(JsonNode) list = NULL;
   g_autofree char *log = NULL;
@@ -294,7 +276,7 @@ hello_as (Group *g, const char *name, const char *pki_dir, const char *cert_name
   g_autofree char *dir = test_tmpdir ();
   g_autofree char *path = g_build_filename (dir, "vmherd.conf", NULL);
   g_autofree char *hosts = g_strdup_printf ("host = a 127.0.0.1:%u\n", g->port_a);
-  g_autofree char *text = peer_section (name, free_port (), g->pki, pki_dir, cert_name, hosts);
+  g_autofree char *text = peer_section (name, test_free_port (), g->pki, pki_dir, cert_name, hosts);
   g_autoptr(ConfigErrors) errors = config_errors_new ();
   g_autoptr(HostConfig) host = NULL;
   g_autoptr(PeerClient) client = NULL;
