@@ -297,6 +297,9 @@ enter_stop_step (Vm *vm, VmStopStep step)
     case VM_STOP_STEP_TERM:
       timeout_ms = vm->config->term_timeout_ms;
       vm_qemu_signal (vm, SIGTERM);
+      /* A stopped QEMU (SIGSTOP, a debugger's stop) holds SIGTERM pending until it runs:
+       * let it run to handle it, as systemd does, instead of waiting for the KILL step. */
+      vm_qemu_signal (vm, SIGCONT);
       break;
     case VM_STOP_STEP_KILL:
       vm_qemu_signal (vm, SIGKILL);
