@@ -277,14 +277,16 @@ def event_time(ev):
 # vmherdd
 
 
-BIOS_VM = "[vm]\nmemory = 64M\nautostart = %s\n[health]\npanic = none\nqmp-interval = 2s\n"
+BIOS_VM = "[vm]\nmemory = 64M\nautostart = %s\n[health]\npanic = none\n%s"
+HEALTH = "qmp-interval = 2s\n"     # the [health] keys of every guest unless a bench says
 
 
 class Herd:
     """A private vmherdd: its own host config, VM folder, run/state/log folders."""
 
-    def __init__(self, tag, names, autostart=True, parallel_starts=None, tmpfs=None):
-        """tmpfs: a tmpfs folder (/dev/shm) for run-dir and state-dir instead of our folder."""
+    def __init__(self, tag, names, autostart=True, parallel_starts=None, tmpfs=None, health=HEALTH):
+        """tmpfs: a tmpfs folder (/dev/shm) for run-dir and state-dir instead of our folder;
+        health: the [health] keys of the guests (one per line)."""
         self.dir = make_tmpdir(tag)
         self.names = list(names)
         self.conf = os.path.join(self.dir, "vmherd.conf")
@@ -302,7 +304,7 @@ class Herd:
                 f.write("parallel-starts = %d\n" % parallel_starts)
         for n in self.names:
             with open(os.path.join(self.dir, "vms.d", n + ".conf"), "w") as f:
-                f.write(BIOS_VM % ("yes" if autostart else "no"))
+                f.write(BIOS_VM % ("yes" if autostart else "no", health))
         self.proc = None
         self.daemon_log = os.path.join(self.dir, "vmherdd.log")
         on_cleanup(self.teardown)
