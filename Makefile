@@ -21,6 +21,8 @@ CLI_PKGS   := libedit
 # vmherd links only what it uses (no libnl, libsoup; libedit is dlopen'ed by the QMP console):
 # each library costs every command's exec time (bench/FINDINGS.md).
 CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih
+# vmherdd links no libsoup either: the metrics endpoint dlopens it (daemon-metrics-soup.c).
+DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih
 
 ifeq ($(SANITIZE),1)
 B          ?= build-san
@@ -37,6 +39,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(SAN) -I. $(shell $(PKG_CONFIG) --cflags $(PKG
               -DVMHERD_VERSION='"$(VERSION)"' -DVMHERD_SYSCONFDIR='"$(SYSCONFDIR)"' $(CFLAGS)
 LIBS       := $(shell $(PKG_CONFIG) --libs $(PKGS))
 CLI_LIBS   := $(shell $(PKG_CONFIG) --libs $(CLI_LINK_PKGS))
+DAEMON_LIBS := $(shell $(PKG_CONFIG) --libs $(DAEMON_LINK_PKGS))
 ALL_LDFLAGS:= $(SAN) $(LDFLAGS)
 
 # Each module is a static library; launcher/ may use the other three, never the reverse.
@@ -75,7 +78,7 @@ $(B)/lib%.a:
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/vmherdd: $(B)/launcher/daemon-main.o $(ALL_LIBS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS)
 
 $(B)/vmherd: $(B)/launcher/ctl-main.o $(ALL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLI_LIBS)
