@@ -719,9 +719,13 @@ class Libvirt:
              os.path.join(self.dir, "libvirtd.pid")], stdin=subprocess.DEVNULL, stdout=out,
             stderr=out, env=env)
         out.close()
+        def answers():
+            try:
+                return self.virsh("version", check=False, timeout=10).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
         try:
-            wait_until(lambda: self.libvirtd.poll() is not None or
-                       self.virsh("version", check=False, timeout=10).returncode == 0, 30,
+            wait_until(lambda: self.libvirtd.poll() is not None or answers(), 30,
                        "libvirtd to answer", interval=0.05)
         except BenchTimeout as e:
             return "libvirtd did not answer: %s" % e
