@@ -277,14 +277,16 @@ def event_time(ev):
 # vmherdd
 
 
-BIOS_VM = "[vm]\nmemory = 64M\nautostart = %s\n[health]\npanic = none\nqmp-interval = 2s\n"
+BIOS_VM = "[vm]\nmemory = 64M\nautostart = %s\n[health]\npanic = none\n%s"
+HEALTH = "qmp-interval = 2s\n"     # the [health] keys of every guest unless a bench says
 
 
 class Herd:
     """A private vmherdd: its own host config, VM folder, run/state/log folders."""
 
-    def __init__(self, tag, names, autostart=True, parallel_starts=None, tmpfs=None):
-        """tmpfs: a tmpfs folder (/dev/shm) for run-dir and state-dir instead of our folder."""
+    def __init__(self, tag, names, autostart=True, parallel_starts=None, tmpfs=None, health=HEALTH):
+        """tmpfs: a tmpfs folder (/dev/shm) for run-dir and state-dir instead of our folder;
+        health: the [health] keys of the guests (one per line)."""
         self.dir = make_tmpdir(tag)
         self.names = list(names)
         self.conf = os.path.join(self.dir, "vmherd.conf")
@@ -302,7 +304,7 @@ class Herd:
                 f.write("parallel-starts = %d\n" % parallel_starts)
         for n in self.names:
             with open(os.path.join(self.dir, "vms.d", n + ".conf"), "w") as f:
-                f.write(BIOS_VM % ("yes" if autostart else "no"))
+                f.write(BIOS_VM % ("yes" if autostart else "no", health))
         self.proc = None
         self.daemon_log = os.path.join(self.dir, "vmherdd.log")
         on_cleanup(self.teardown)
@@ -675,6 +677,8 @@ class Libvirt:
 
     def start(self, machine=None):
         """Returns None, or why libvirt cannot run here."""
+        if os.environ.get("VMHERD_BENCH_NO_LIBVIRT") == "1":
+            return "not measured in this run (VMHERD_BENCH_NO_LIBVIRT=1)"
         why = libvirt_install()
         if why:
             return why
@@ -715,9 +719,13 @@ class Libvirt:
              os.path.join(self.dir, "libvirtd.pid")], stdin=subprocess.DEVNULL, stdout=out,
             stderr=out, env=env)
         out.close()
+        def answers():
+            try:
+                return self.virsh("version", check=False, timeout=10).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
         try:
-            wait_until(lambda: self.libvirtd.poll() is not None or
-                       self.virsh("version", check=False, timeout=10).returncode == 0, 30,
+            wait_until(lambda: self.libvirtd.poll() is not None or answers(), 30,
                        "libvirtd to answer", interval=0.05)
         except BenchTimeout as e:
             return "libvirtd did not answer: %s" % e

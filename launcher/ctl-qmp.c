@@ -6,7 +6,6 @@
  * line editing, history and completion; events are printed as they arrive. */
 #include "launcher/ctl.h"
 
-#include <editline/readline.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "launcher/control-proto.h"
+#include "launcher/ctl-editline.h"
 #include "launcher/host-config.h"
 #include "launcher/qemu-spawn.h"
 #include "launcher/vm-config.h"
@@ -268,6 +268,7 @@ complete_from (const char *text, int state, GStrv words, const char *suffix)
 }
 
 static GStrv completion_args;
+static const CtlEditline *el;      /* libedit, loaded by run_interactive() */
 
 static char *
 complete_command (const char *text, int state)
@@ -284,17 +285,17 @@ complete_arg (const char *text, int state)
 static char **
 complete (const char *text, int start, int end G_GNUC_UNUSED)
 {
+  const char *buffer = *el->rl_line_buffer;
   g_autofree char *first = NULL;
 
-  rl_attempted_completion_over = 1;
-  if (start == 0 || strspn (rl_line_buffer, " ") == (size_t) start)
-    return rl_completion_matches (text, complete_command);
-  first = g_strndup (rl_line_buffer + strspn (rl_line_buffer, " "),
-                     strcspn (rl_line_buffer + strspn (rl_line_buffer, " "), " "));
+  *el->rl_attempted_completion_over = 1;
+  if (start == 0 || strspn (buffer, " ") == (size_t) start)
+    return el->rl_completion_matches (text, complete_command);
+  first = g_strndup (buffer + strspn (buffer, " "), strcspn (buffer + strspn (buffer, " "), " "));
   g_clear_pointer (&completion_args, g_strfreev);
   completion_args = qmp_shell_command_args (the_console->schema, first);
-  rl_completion_append_character = '\0';
-  return rl_completion_matches (text, complete_arg);
+  *el->rl_completion_append_character = '\0';
+  return el->rl_completion_matches (text, complete_arg);
 }
 
 static void
@@ -364,7 +365,7 @@ console_getc (FILE *in)
         {
           if (!console_drain_events (c))
             return EOF;
-          rl_forced_update_display ();
+          el->rl_forced_update_display ();
           continue;
         }
       if (read (fileno (in), &ch, 1) != 1)
@@ -378,29 +379,36 @@ run_interactive (Console *c)
 {
   g_autofree char *history = g_build_filename (g_get_home_dir (), ".vmherd_qmp_history", NULL);
   g_autofree char *prompt = g_strdup_printf ("(qmp %s) ", c->vm);
+  g_autoptr(GError) error = NULL;
   int status = 0;
   char *line;
 
+  el = ctl_editline_load (&error);
+  if (el == NULL)
+    {
+      fprintf (stderr, "vmherd qmp: %s\n", error->message);
+      return CTL_EXIT_FAILED;
+    }
   load_completions (c);
   printf ("QMP console for vm '%s'%s; Tab completes, `hmp TEXT` runs a monitor command, "
           "Ctrl-D leaves.\n", c->vm, c->read_only ? " (read-only: query-* only)" : "");
   /* Before anything initialises libedit, which copies these at that moment. */
-  rl_getc_function = console_getc;
-  rl_attempted_completion_function = complete;
-  using_history ();
-  read_history (history);
-  while ((line = readline (prompt)) != NULL)
+  *el->rl_getc_function = console_getc;
+  *el->rl_attempted_completion_function = complete;
+  el->using_history ();
+  el->read_history (history);
+  while ((line = el->readline (prompt)) != NULL)
     {
       g_strstrip (line);
       if (line[0] != '\0')
         {
-          add_history (line);
+          el->add_history (line);
           status = console_run_line (c, line);
         }
       free (line);
     }
   printf ("\n");
-  write_history (history);
+  el->write_history (history);
   return status;
 }
 

@@ -1,11 +1,12 @@
 /* daemon-metrics.c: `[daemon] metrics-listen`: GET /metrics in Prometheus text format
- * (version 0.0.4), served by libsoup from the daemon's main loop.
+ * (version 0.0.4), served by libsoup from the daemon's main loop (libsoup is loaded only
+ * when metrics-listen is set: daemon-metrics-soup.c).
  *
  * Per-VM values come from vm_describe(), the same JSON `vmherd status --json` prints, so
  * the two never disagree; QEMU's CPU time and RSS are read from /proc/PID. */
 #include "launcher/daemon-private.h"
 
-#include <libsoup/soup.h>
+#include "launcher/daemon-metrics-soup.h"
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@ struct _DaemonMetrics
 {
   SoupServer *server;
 };
+
+static const MetricsSoup *soup;  /* libsoup, loaded by daemon_metrics_open() */
 
 /* One guest, as sampled for a scrape. */
 typedef struct
@@ -408,29 +411,29 @@ on_request (SoupServer *server G_GNUC_UNUSED, SoupServerMessage *msg, const char
             GHashTable *query G_GNUC_UNUSED, gpointer data)
 {
   Daemon *daemon = data;
-  const char *method = soup_server_message_get_method (msg);
+  const char *method = soup->message_get_method (msg);
   char *body;
 
   static const char not_found[] = "not found (try /metrics)\n";
 
   if (strcmp (path, "/metrics") != 0)
     {
-      soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
-      soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, not_found,
-                                        sizeof not_found - 1);
+      soup->message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+      soup->message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, not_found,
+                                  sizeof not_found - 1);
       return;
     }
   if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0)
     {
-      soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
-      soup_message_headers_append (soup_server_message_get_response_headers (msg), "Allow",
-                                   "GET, HEAD");
+      soup->message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+      soup->message_headers_append (soup->message_get_response_headers (msg), "Allow",
+                                    "GET, HEAD");
       return;
     }
   body = metrics_render (daemon);
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
-                                    SOUP_MEMORY_TAKE, body, strlen (body));
+  soup->message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup->message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
+                              SOUP_MEMORY_TAKE, body, strlen (body));
 }
 
 static gboolean
@@ -450,7 +453,7 @@ metrics_listen (SoupServer *server, const char *listen, GError **error)
       return FALSE;
     }
   sockaddr = g_inet_socket_address_new (inet, port);
-  return soup_server_listen (server, sockaddr, 0, error);
+  return soup->server_listen (server, sockaddr, 0, error);
 }
 
 void
@@ -462,9 +465,15 @@ daemon_metrics_open (Daemon *daemon)
 
   if (listen == NULL)
     return;
+  soup = metrics_soup_load (&error);
+  if (soup == NULL)
+    {
+      g_message ("metrics: %s; running without metrics", error->message);
+      return;
+    }
   metrics = g_new0 (DaemonMetrics, 1);
-  metrics->server = soup_server_new ("server-header", "vmherdd/" VMHERD_VERSION " ", NULL);
-  soup_server_add_handler (metrics->server, NULL, on_request, daemon, NULL);
+  metrics->server = soup->server_new ("server-header", "vmherdd/" VMHERD_VERSION " ", NULL);
+  soup->server_add_handler (metrics->server, NULL, on_request, daemon, NULL);
   if (!metrics_listen (metrics->server, listen, &error))
     {
       g_message ("metrics: cannot listen on %s: %s; running without metrics (fix metrics-listen "
@@ -483,7 +492,7 @@ daemon_metrics_free (DaemonMetrics *metrics)
   if (metrics == NULL)
     return;
   if (metrics->server != NULL)
-    soup_server_disconnect (metrics->server);
+    soup->server_disconnect (metrics->server);
   g_clear_object (&metrics->server);
   g_free (metrics);
 }

@@ -119,8 +119,6 @@ char *vm_qemu_lock_failure (Vm *vm);
 gboolean vm_qemu_spawn (Vm *vm, GError **error);
 void vm_qemu_connect (Vm *vm);
 void vm_qemu_signal (Vm *vm, int signo);
-/* TRUE when /proc/PID/stat says the QEMU is stopped by a signal (state T). */
-gboolean vm_qemu_is_stopped (Vm *vm);
 void vm_qemu_command (Vm *vm, const char *command);
 void vm_qemu_release (Vm *vm);    /* drop QMP, watches, timers of the run */
 void vm_health_start (Vm *vm);

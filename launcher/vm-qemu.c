@@ -254,23 +254,6 @@ vm_qemu_signal (Vm *vm, int signo)
     g_subprocess_send_signal (vm->inst->process, signo);
 }
 
-gboolean
-vm_qemu_is_stopped (Vm *vm)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *stat = NULL;
-  const char *end;
-
-  if (vm->pid <= 0)
-    return FALSE;
-  path = g_strdup_printf ("/proc/%d/stat", (int) vm->pid);
-  if (!g_file_get_contents (path, &stat, NULL, NULL))
-    return FALSE;
-  /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the last ')' ends it. */
-  end = strrchr (stat, ')');
-  return end != NULL && end[1] == ' ' && end[2] == 'T';
-}
-
 void
 vm_qemu_release (Vm *vm)
 {

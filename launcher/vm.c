@@ -302,14 +302,11 @@ enter_stop_step (Vm *vm, VmStopStep step)
       vm_qemu_command (vm, "quit");
       break;
     case VM_STOP_STEP_TERM:
-      if (vm_qemu_is_stopped (vm))
-        {
-          /* A SIGTERM waits until the process is continued: waiting for it is time lost. */
-          vm_log (vm, "QEMU pid %d is stopped (SIGSTOP): SIGTERM cannot reach it", (int) vm->pid);
-          return enter_stop_step (vm, VM_STOP_STEP_KILL);
-        }
       timeout_ms = vm->config->term_timeout_ms;
       vm_qemu_signal (vm, SIGTERM);
+      /* A stopped QEMU (SIGSTOP, a debugger's stop) holds SIGTERM pending until it runs:
+       * let it run to handle it, as systemd does, instead of waiting for the KILL step. */
+      vm_qemu_signal (vm, SIGCONT);
       break;
     case VM_STOP_STEP_KILL:
       vm_qemu_signal (vm, SIGKILL);
