@@ -20,9 +20,10 @@ PKGS       := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-
 CLI_PKGS   := libedit
 # vmherd links only what it uses (no libnl, libsoup; libedit is dlopen'ed by the QMP console):
 # each library costs every command's exec time (bench/FINDINGS.md).
-CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih
+# gnutls: `check` compares the [peer] key with its certificate (host-peer-check.c).
+CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih gnutls
 # vmherdd links no libsoup either: the metrics endpoint dlopens it (daemon-metrics-soup.c).
-DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih
+DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih gnutls
 
 ifeq ($(SANITIZE),1)
 B          ?= build-san
