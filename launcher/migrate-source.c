@@ -12,6 +12,8 @@
 #define PREPARE_TIMEOUT_MS 120000      /* the destination checks images and starts QEMU */
 #define FINISH_TIMEOUT_MS 60000
 #define ROLLBACK_WAIT_MS 10000
+#define FINAL_RETRY_MS 20              /* query-migrate said total-time 0: ask again after */
+#define FINAL_TRIES 10
 
 static const char *const step_names[] = { "connect", "prepare", "setup", "storage", "transfer", "switchover", "done" };
 
@@ -60,6 +62,7 @@ struct _MigrateOut
   gint64 moved_at;              /* monotonic us when bytes last went over */
   gint64 stop_us;               /* QEMU's STOP event on the source, wall clock us; 0 */
   JsonObject *final;            /* query-migrate at completion */
+  guint final_tries;
   GError *error;                /* the failure being rolled back */
   gint64 rollback_deadline;
 };
@@ -395,6 +398,8 @@ switchover (MigrateOut *job)
                           job->cancel, on_finish_reply, job);
 }
 
+static gboolean on_final_tick (gpointer data);
+
 static void
 on_final_query (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
@@ -409,6 +414,13 @@ on_final_query (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer da
       g_clear_pointer (&job->final, json_object_unref);
       job->final = json_object_ref (json_node_get_object (reply));
     }
+  /* QEMU 7.2 may report total-time 0 right at completion (QMP-NOTES 2.5): ask again, a
+   * moment later, a few times (the guest already runs there: this only delays the answer). */
+  if (job->final != NULL && member_int (job->final, "total-time") == 0 && ++job->final_tries < FINAL_TRIES)
+    {
+      job->poll_timer = g_timeout_add (FINAL_RETRY_MS, on_final_tick, job);
+      return;
+    }
   switchover (job);
 }
 
@@ -418,7 +430,6 @@ on_final_tick (gpointer data)
   MigrateOut *job = data;
 
   job->poll_timer = 0;
-  /* QEMU 7.2 may report total-time 0 right at completion (QMP-NOTES 2.5): ask again. */
   qmp_client_execute_async (job->qmp, "query-migrate", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
                             job->cancel, on_final_query, job);
   return G_SOURCE_REMOVE;
@@ -446,8 +457,9 @@ completed (MigrateOut *job)
         }
       return;                   /* on_qmp_event() goes on at the last BLOCK_JOB_COMPLETED */
     }
-  /* The stats first (they are only final a moment later on 7.2), then the destination. */
-  job->poll_timer = g_timeout_add (100, on_final_tick, job);
+  /* The stats first (on_final_query() asks again while 7.2 has not filled them in), then
+   * the destination. */
+  on_final_tick (job);
 }
 
 /* BLOCK_JOB_* of our mirrors. */
@@ -472,7 +484,7 @@ on_mirror_event (MigrateOut *job, const QmpMessage *event)
            && error == NULL)
     {
       if (--job->mirrors_waiting == 0)
-        job->poll_timer = g_timeout_add (100, on_final_tick, job);
+        on_final_tick (job);
     }
   else if (strcmp (event->event, "BLOCK_JOB_COMPLETED") == 0 || strcmp (event->event, "BLOCK_JOB_CANCELLED") == 0)
     fail (job, "copying disk node %s stopped: %s", device + 11, error ? error : "cancelled");
