@@ -40,6 +40,7 @@ struct _MigrateOut
   MigrateStep step;
   gboolean was_running;
   gboolean migrate_sent;        /* `migrate` went out: a failure needs migrate_cancel */
+  gboolean setup_done;          /* capabilities, TLS, parameters set here (during prepare) */
   gboolean ending;
   char *config_text;
   char *config_path;
@@ -796,6 +797,16 @@ start_mirrors (MigrateOut *job)
   migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_mirrors_started, job);
 }
 
+/* Both the destination's answer (job->uri) and this QEMU's setup are in: the stream goes. */
+static void
+stream_go (MigrateOut *job)
+{
+  if (job->copy_storage && job->disk_nodes->len > 0)
+    start_mirrors (job);
+  else
+    send_migrate (job);
+}
+
 static void
 on_setup_done (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const GError *error,
                gpointer data)
@@ -805,15 +816,29 @@ on_setup_done (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const 
   if (job->ending)
     return;
   if (failed_command != NULL)
-    return fail (job, "QMP %s: %s", failed_command, error->message);
-  if (job->copy_storage && job->disk_nodes->len > 0)
-    start_mirrors (job);
-  else
-    send_migrate (job);
+    return fail (job, "QMP %s on this host's QEMU: %s", failed_command, error->message);
+  job->setup_done = TRUE;
+  if (job->uri != NULL)
+    stream_go (job);
 }
 
 static void
 start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port)
+{
+  job->step = MIGRATE_STEP_SETUP;
+  job->address = g_strdup (address);
+  job->nbd_port = nbd_port;
+  job->uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
+                                   : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
+  if (job->setup_done)
+    stream_go (job);
+}
+
+/* Capabilities, TLS and parameters of this QEMU: none depends on the destination's answer,
+ * so they are set while it prepares (it starts a QEMU: ~100 ms and more) instead of after.
+ * FALSE when it failed at once (the job may be gone then). */
+static gboolean
+start_setup (MigrateOut *job)
 {
   const HostConfig *host = job->daemon->host;
   const char *caps_plain[] = { "events", "return-path", "auto-converge", NULL };
@@ -822,14 +847,12 @@ start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port
   MigrateQmpSeq *seq;
   JsonObject *params, *del;
 
-  job->step = MIGRATE_STEP_SETUP;
-  job->address = g_strdup (address);
-  job->nbd_port = nbd_port;
-  job->uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
-                                   : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
   job->tls_dir = migrate_tls_dir_create (host, job->name, FALSE, &error);
   if (job->tls_dir == NULL)
-    return fail (job, "%s", error->message);
+    {
+      fail (job, "%s", error->message);
+      return FALSE;
+    }
   seq = migrate_qmp_seq_new ();
   params = json_object_new ();
   del = json_object_new ();
@@ -848,6 +871,7 @@ start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port
   json_object_set_string_member (params, "tls-hostname", job->to);
   migrate_qmp_seq_add (seq, "migrate-set-parameters", params, FALSE);
   migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_setup_done, job);
+  return TRUE;
 }
 
 /* ---- connect and prepare ---- */
@@ -953,6 +977,8 @@ on_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data
     return peer_client_free (peer);
   job->peer = peer;
   peer_client_set_closed_func (peer, on_peer_closed, job);
+  if (!start_setup (job))
+    return;
   if (!job->copy_storage)
     return send_prepare (job, NULL);
   json_object_set_boolean_member (flat, "flat", TRUE);
