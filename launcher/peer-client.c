@@ -8,6 +8,8 @@
 
 #include "launcher/peer-private.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "launcher/control-proto.h"
@@ -548,6 +550,9 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
     }
   /* The client's timeout is the socket's I/O timeout too: off once connected. */
   g_socket_set_timeout (g_socket_connection_get_socket (cd->base), 0);
+  /* Small TLS records and JSON lines: with Nagle's algorithm, each small write that follows an
+   * unacknowledged one waits for the peer's delayed ACK (~40 ms), twice per handshake. */
+  g_socket_set_option (g_socket_connection_get_socket (cd->base), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   identity = g_network_address_new (cd->name, cd->port);
   /* The group's CA as the database from the start: g_tls_client_connection_new() would load
    * the system's trust store first (twice, ~50 ms of CPU) only to have it replaced. */

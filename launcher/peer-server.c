@@ -8,6 +8,8 @@
 
 #include "launcher/peer-private.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "launcher/control-proto.h"
@@ -510,6 +512,8 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   g_autoptr(GError) error = NULL;
 
   connection->refcount = 1;    /* the server's */
+  /* Small TLS records and JSON lines: no Nagle (peer-client.c says why). */
+  g_socket_set_option (g_socket_connection_get_socket (base), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   connection->server = server;
   connection->base = g_object_ref (base);
   connection->address = address_text (base);
