@@ -8,6 +8,7 @@
 #include "launcher/peer-link.h"
 
 #define POLL_MS 500
+#define FIRST_POLL_MS 100              /* until the first report of an active stream */
 #define STALL_POLLS 3                  /* remaining not shrinking this many polls: escalate */
 #define PREPARE_TIMEOUT_MS 120000      /* the destination checks images and starts QEMU */
 #define FINISH_TIMEOUT_MS 60000
@@ -54,6 +55,7 @@ struct _MigrateOut
   guint subscription;
   guint poll_timer;
   gboolean poll_busy;
+  gboolean fast_polling;        /* FIRST_POLL_MS until the stream is seen active */
   gint64 started;               /* monotonic us */
   gint64 deadline;              /* monotonic us */
   gint64 downtime_limit;
@@ -576,6 +578,8 @@ escalate (MigrateOut *job, gint64 remaining)
     }
 }
 
+static gboolean on_poll_tick (gpointer data);
+
 static void
 on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
@@ -617,8 +621,16 @@ on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
   json_object_set_int_member (p, "elapsed-ms", elapsed_ms);
   json_object_set_int_member (p, "eta-ms", mbps_bytes > 0 ? remaining * 1000 / mbps_bytes : -1);
   json_object_set_int_member (p, "downtime-limit-ms", job->downtime_limit);
-  if (job->progress != NULL)
+  /* "setup" says nothing yet (TLS handshake): the first report is of bytes going over, soon
+   * after they start (a short migration is over before a 500 ms tick). */
+  if (job->progress != NULL && strcmp (status, "setup") != 0)
     job->progress (p, job->user_data);
+  if (job->fast_polling && strcmp (status, "setup") != 0)
+    {
+      job->fast_polling = FALSE;
+      g_clear_handle_id (&job->poll_timer, g_source_remove);
+      job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
+    }
   if (member_int (ram, "transferred") > job->last_transferred || job->moved_at == 0)
     {
       job->last_transferred = member_int (ram, "transferred");
@@ -660,7 +672,8 @@ on_migrate_sent (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, cons
     return fail (job, "QMP %s: %s", failed_command, error->message);
   job->migrate_sent = TRUE;
   job->step = MIGRATE_STEP_TRANSFER;
-  job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
+  job->fast_polling = TRUE;
+  job->poll_timer = g_timeout_add (FIRST_POLL_MS, on_poll_tick, job);
 }
 
 static void
