@@ -27,10 +27,9 @@ control_socket_path (CtlContext *ctx)
   return g_strdup (host->control_socket);
 }
 
-/* Connects, runs one command, prints errors; returns the "return" value or NULL with
- * *out_status set to the exit code. */
-static JsonNode *
-call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, int *out_status)
+JsonNode *
+ctl_call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms,
+          CtlLineFunc on_line, gpointer line_data, int *out_status)
 {
   g_autofree char *path = control_socket_path (ctx);
   g_autoptr(ControlClient) client = NULL;
@@ -47,7 +46,9 @@ call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, 
       *out_status = CTL_EXIT_UNREACHABLE;
       return NULL;
     }
-  ret = control_client_call (client, command, args, timeout_ms, NULL, NULL, NULL, &error);
+  ret = control_client_call (client, command, args, timeout_ms, on_line, line_data, NULL, &error);
+  if (on_line != NULL)
+    on_line (NULL, line_data);  /* the end: a progress line on a terminal is finished */
   if (ret == NULL)
     {
       fprintf (stderr, "%s\n", error->message);
@@ -61,8 +62,14 @@ call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, 
   return ret;
 }
 
-static void
-print_json (JsonNode *node)
+static JsonNode *
+call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms, int *out_status)
+{
+  return ctl_call (ctx, command, args, timeout_ms, NULL, NULL, out_status);
+}
+
+void
+ctl_print_json (JsonNode *node)
 {
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autofree char *text = NULL;
@@ -147,7 +154,7 @@ ctl_cmd_list (CtlContext *ctx, int argc, char **argv)
     return status ? status : CTL_EXIT_FAILED;
   if (a.json)
     {
-      print_json (ret);
+      ctl_print_json (ret);
       return CTL_EXIT_OK;
     }
   list = json_node_get_array (ret);
@@ -212,6 +219,27 @@ print_probes (JsonArray *probes)
     }
 }
 
+/* The guest agent check of guest-agent = yes, on one line like a probe. */
+static void
+print_agent (JsonObject *a)
+{
+  const char *when = json_object_get_string_member_with_default (a, "last-time", NULL);
+  const char *error = json_object_get_string_member_with_default (a, "last-error", NULL);
+  g_autofree char *latency = json_object_get_null_member (a, "latency-ms")
+    ? g_strdup ("-")
+    : g_strdup_printf ("%.1fms", json_object_get_double_member (a, "latency-ms"));
+
+  const char *port = json_object_get_null_member (a, "port-open") ? "-"
+                     : json_object_get_boolean_member (a, "port-open") ? "open" : "closed";
+
+  printf ("%-15s %s, failures %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  last %s  latency %s"
+          "  port %s  action %s%s%s%s\n", "guest-agent", json_object_get_string_member (a, "state"),
+          json_object_get_int_member (a, "failures"),
+          json_object_get_int_member (a, "failures-before-action"), when ? when : "-", latency,
+          port, json_object_get_string_member (a, "action"), error ? " (" : "", error ? error : "",
+          error ? ")" : "");
+}
+
 /* The guest's watchdog (one line) and its latest panic with the serial log's tail. */
 static void
 print_guest_health (JsonObject *o)
@@ -242,6 +270,31 @@ print_guest_health (JsonObject *o)
     }
 }
 
+/* The storage: ok, or paused for a disk error since when; its latest check and result. */
+static void
+print_storage (JsonObject *o)
+{
+  JsonObject *s = json_object_has_member (o, "storage") ? json_object_get_object_member (o, "storage") : NULL;
+  const char *last = s ? json_object_get_string_member_with_default (s, "last-check", NULL) : NULL;
+
+  if (s == NULL)
+    return;
+  if (strcmp (json_object_get_string_member_with_default (s, "state", "?"), "ok") == 0)
+    printf ("%-15s ok", "storage");
+  else
+    printf ("%-15s %s since %s: disk %s (%s)", "storage", json_object_get_string_member (s, "state"),
+            json_object_get_string_member_with_default (s, "since", "?"),
+            json_object_get_string_member_with_default (s, "disk", NULL) ?: "?",
+            json_object_get_string_member_with_default (s, "error", NULL) ?: "run state io-error");
+  if (last != NULL)
+    printf (", last check %s: %s", last,
+            json_object_get_string_member_with_default (s, "last-result", "?"));
+  else
+    printf (", never checked (no disk error since vmherdd started)");
+  printf ("; %" G_GINT64_FORMAT " outage%s\n", json_object_get_int_member (s, "outages"),
+          json_object_get_int_member (s, "outages") == 1 ? "" : "s");
+}
+
 int
 ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
 {
@@ -259,7 +312,7 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
     return status;
   if (a.json)
     {
-      print_json (ret);
+      ctl_print_json (ret);
       return CTL_EXIT_OK;
     }
   o = json_node_get_object (ret);
@@ -283,7 +336,10 @@ ctl_cmd_status (CtlContext *ctx, int argc, char **argv)
   if (json_object_has_member (o, "probes")
       && json_array_get_length (json_object_get_array_member (o, "probes")) > 0)
     print_probes (json_object_get_array_member (o, "probes"));
+  if (json_object_has_member (o, "guest-agent") && !json_object_get_null_member (o, "guest-agent"))
+    print_agent (json_object_get_object_member (o, "guest-agent"));
   print_guest_health (o);
+  print_storage (o);
   if (json_object_has_member (o, "history"))
     {
       JsonArray *h = json_object_get_array_member (o, "history");

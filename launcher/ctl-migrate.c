@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "launcher/control-proto.h"
 
 static int
 usage (CtlContext *ctx)
@@ -34,11 +33,16 @@ static void
 on_line (JsonObject *line, gpointer data)
 {
   Progress *p = data;
-  JsonNode *node = json_object_get_member (line, "progress");
+  JsonNode *node = line ? json_object_get_member (line, "progress") : NULL;
   JsonObject *o;
   g_autofree char *sent = NULL, *left = NULL, *dirty = NULL;
   gint64 eta;
 
+  if (line == NULL && p->drew)
+    {
+      fprintf (stderr, "\n");  /* the end: the progress line stays */
+      p->drew = FALSE;
+    }
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
     return;
   o = json_node_get_object (node);
@@ -67,55 +71,11 @@ on_line (JsonObject *line, gpointer data)
   p->drew = p->tty;
 }
 
+/* No timeout: the daemon enforces the [migration] timeout and always answers. */
 static JsonNode *
 call (CtlContext *ctx, const char *command, JsonObject *args, Progress *progress, int *out_status)
 {
-  g_autoptr(ConfigErrors) errors = config_errors_new ();
-  g_autoptr(HostConfig) host = NULL;
-  g_autoptr(ControlClient) client = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *path = g_getenv ("VMHERD_CONTROL_SOCKET");
-  JsonNode *ret;
-
-  *out_status = CTL_EXIT_FAILED;
-  if (path == NULL)
-    {
-      host = host_config_load (ctx->config_path, errors);
-      if (host == NULL)
-        {
-          config_errors_print (errors, stderr);
-          return NULL;
-        }
-      path = host->control_socket;
-    }
-  client = control_client_connect (path, &error);
-  if (client == NULL)
-    {
-      fprintf (stderr, "%s\n", error->message);
-      *out_status = CTL_EXIT_UNREACHABLE;
-      return NULL;
-    }
-  /* No timeout: the daemon enforces the [migration] timeout and always answers. */
-  ret = control_client_call (client, command, args, 0, on_line, progress, NULL, &error);
-  if (progress->drew)
-    fprintf (stderr, "\n");
-  if (ret == NULL)
-    {
-      fprintf (stderr, "%s\n", error->message);
-      if (g_error_matches (error, CONTROL_ERROR, CONTROL_ERROR_DISCONNECTED))
-        *out_status = CTL_EXIT_UNREACHABLE;
-      return NULL;
-    }
-  *out_status = CTL_EXIT_OK;
-  return ret;
-}
-
-static void
-print_json (JsonNode *node)
-{
-  g_autofree char *text = json_to_string (node, TRUE);
-
-  printf ("%s\n", text);
+  return ctl_call (ctx, command, args, 0, on_line, progress, out_status);
 }
 
 int
@@ -161,7 +121,7 @@ ctl_cmd_migrate (CtlContext *ctx, int argc, char **argv)
   if (ret == NULL)
     return status;
   if (progress.json)
-    print_json (ret);
+    ctl_print_json (ret);
   else
     {
       JsonObject *r = json_node_get_object (ret);
@@ -220,7 +180,7 @@ ctl_cmd_evacuate (CtlContext *ctx, int argc, char **argv)
     return status;
   if (progress.json)
     {
-      print_json (ret);
+      ctl_print_json (ret);
       return json_object_get_int_member (json_node_get_object (ret), "stayed") > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
     }
   results = json_object_get_array_member (json_node_get_object (ret), "results");

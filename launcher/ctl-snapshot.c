@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "launcher/control-proto.h"
 
 static int
 usage (CtlContext *ctx)
@@ -23,41 +22,7 @@ usage (CtlContext *ctx)
 static JsonNode *
 call (CtlContext *ctx, JsonObject *args, guint timeout_ms, int *out_status)
 {
-  g_autoptr(ConfigErrors) errors = config_errors_new ();
-  g_autoptr(HostConfig) host = NULL;
-  g_autoptr(ControlClient) client = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *path = g_getenv ("VMHERD_CONTROL_SOCKET");
-  JsonNode *ret;
-
-  *out_status = CTL_EXIT_FAILED;
-  if (path == NULL)
-    {
-      host = host_config_load (ctx->config_path, errors);
-      if (host == NULL)
-        {
-          config_errors_print (errors, stderr);
-          return NULL;
-        }
-      path = host->control_socket;
-    }
-  client = control_client_connect (path, &error);
-  if (client == NULL)
-    {
-      fprintf (stderr, "%s\n", error->message);
-      *out_status = CTL_EXIT_UNREACHABLE;
-      return NULL;
-    }
-  ret = control_client_call (client, "snapshot", args, timeout_ms, NULL, NULL, NULL, &error);
-  if (ret == NULL)
-    {
-      fprintf (stderr, "%s\n", error->message);
-      if (g_error_matches (error, CONTROL_ERROR, CONTROL_ERROR_DISCONNECTED))
-        *out_status = CTL_EXIT_UNREACHABLE;
-      return NULL;
-    }
-  *out_status = CTL_EXIT_OK;
-  return ret;
+  return ctl_call (ctx, "snapshot", args, timeout_ms, NULL, NULL, out_status);
 }
 
 /* "64.0 KiB" with a plain space. */

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "launcher/host-config.h"
 #include "launcher/vm-config.h"
@@ -30,7 +31,17 @@ int ctl_usage (CtlContext *ctx, const char *command);
 int ctl_cmd_check (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_show_cmdline (CtlContext *ctx, int argc, char **argv);
 
-/* ctl-daemon.c: commands answered by vmherdd. */
+/* ctl-daemon.c: commands answered by vmherdd, and the one call they all make: connects
+ * to vmherdd (VMHERD_CONTROL_SOCKET, else the host file's control-socket), runs command
+ * (timeout_ms 0: none; extra lines before the answer go to on_line, nullable, which is
+ * called once more with NULL before the answer or error is printed), prints any
+ * error to stderr; returns the "return" value or NULL with *out_status the exit code. */
+typedef void (*CtlLineFunc) (JsonObject *line, gpointer user_data);
+JsonNode *ctl_call (CtlContext *ctx, const char *command, JsonObject *args, guint timeout_ms,
+                    CtlLineFunc on_line, gpointer line_data, int *out_status);
+/* Pretty-printed JSON on stdout. */
+void ctl_print_json (JsonNode *node);
+
 int ctl_cmd_list (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_status (CtlContext *ctx, int argc, char **argv);
 int ctl_cmd_start (CtlContext *ctx, int argc, char **argv);

@@ -158,12 +158,84 @@ emit_probe_latency (GString *out, const char *metric, const MetricsVm *vm)
     }
 }
 
+/* The guest-agent object of `status`, or NULL with guest-agent = no. */
+static JsonObject *
+agent_of (const MetricsVm *vm)
+{
+  JsonNode *n = json_object_get_member (vm->o, "guest-agent");
+
+  return n != NULL && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+static void
+emit_agent_ok (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+
+  if (a != NULL)
+    append_int (out, metric, vm->name, g_strcmp0 (member_string (a, "state"), "ok") == 0);
+}
+
+static void
+emit_agent_latency (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+  char text[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (a == NULL || json_object_get_null_member (a, "latency-ms"))
+    return;
+  g_ascii_formatd (text, sizeof text, "%.6f", json_object_get_double_member (a, "latency-ms") / 1000.0);
+  append_sample (out, metric, vm->name, NULL, NULL, text);
+}
+
+static void
+emit_agent_failures (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *a = agent_of (vm);
+
+  if (a != NULL)
+    append_int (out, metric, vm->name, json_object_get_int_member (a, "failures"));
+}
+
 static void
 emit_watchdog_fired (GString *out, const char *metric, const MetricsVm *vm)
 {
   JsonObject *w = json_object_get_object_member (vm->o, "watchdog");
 
   append_int (out, metric, vm->name, w ? json_object_get_int_member (w, "fired") : 0);
+}
+
+/* 1 while the guest is paused for a disk error ("failing" or "stuck"), and while stuck. */
+static void
+emit_storage (GString *out, const char *metric, const MetricsVm *vm, const char *const *states)
+{
+  JsonObject *s = json_object_get_object_member (vm->o, "storage");
+
+  append_int (out, metric, vm->name, s != NULL && g_strv_contains (states, member_string (s, "state")));
+}
+
+static void
+emit_storage_paused (GString *out, const char *metric, const MetricsVm *vm)
+{
+  static const char *const states[] = { "failing", "stuck", NULL };
+
+  emit_storage (out, metric, vm, states);
+}
+
+static void
+emit_storage_stuck (GString *out, const char *metric, const MetricsVm *vm)
+{
+  static const char *const states[] = { "stuck", NULL };
+
+  emit_storage (out, metric, vm, states);
+}
+
+static void
+emit_storage_outages (GString *out, const char *metric, const MetricsVm *vm)
+{
+  JsonObject *s = json_object_get_object_member (vm->o, "storage");
+
+  append_int (out, metric, vm->name, s ? json_object_get_int_member (s, "outages") : 0);
 }
 
 static void
@@ -196,13 +268,47 @@ static const MetricsFamily families[] = {
   { "vmherd_vm_probe_ok", "gauge", "1 when the [health] probe is ok", emit_probe_ok },
   { "vmherd_vm_probe_latency_seconds", "gauge", "How long the probe's last check took",
     emit_probe_latency },
+  { "vmherd_vm_agent_ok", "gauge", "1 when the guest agent answers its pings", emit_agent_ok },
+  { "vmherd_vm_agent_latency_seconds", "gauge", "How long the guest agent's last ping took",
+    emit_agent_latency },
+  { "vmherd_vm_agent_failures", "gauge", "Guest agent pings failed in a row", emit_agent_failures },
   { "vmherd_vm_watchdog_fired_total", "counter", "Times the guest's watchdog fired",
     emit_watchdog_fired },
+  { "vmherd_vm_storage_paused", "gauge", "1 while the guest is paused for a disk error",
+    emit_storage_paused },
+  { "vmherd_vm_storage_stuck", "gauge", "1 while the guest is paused for a disk error longer "
+    "than storage-stuck-after", emit_storage_stuck },
+  { "vmherd_vm_storage_outages_total", "counter", "Pauses for a disk error since vmherdd started",
+    emit_storage_outages },
   { "vmherd_vm_cpu_seconds_total", "counter", "CPU time of the VM's QEMU (user + system)",
     emit_cpu },
   { "vmherd_vm_rss_bytes", "gauge", "Resident memory of the VM's QEMU", emit_rss },
   { "vmherd_daemon_rss_bytes", "gauge", "Resident memory of vmherdd", NULL },
+  { "vmherd_migrations_total", "counter", "Live migrations: out (ok, failed) and in (ok)", NULL },
+  { "vmherd_migration_last_duration_seconds", "gauge", "Total time of the last guest moved out", NULL },
+  { "vmherd_migration_last_downtime_seconds", "gauge",
+    "Guest pause of the last guest moved out (STOP here to RESUME there)", NULL },
 };
+
+/* The daemon-wide samples of a family without a per-VM emitter. */
+static void
+emit_daemon (GString *out, Daemon *daemon, const char *metric, gint64 rss)
+{
+  if (strcmp (metric, "vmherd_daemon_rss_bytes") == 0 && rss >= 0)
+    g_string_append_printf (out, "%s %" G_GINT64_FORMAT "\n", metric, rss);
+  else if (strcmp (metric, "vmherd_migrations_total") == 0)
+    g_string_append_printf (out, "%1$s{direction=\"out\",result=\"ok\"} %2$" G_GUINT64_FORMAT "\n"
+                            "%1$s{direction=\"out\",result=\"failed\"} %3$" G_GUINT64_FORMAT "\n"
+                            "%1$s{direction=\"in\",result=\"ok\"} %4$" G_GUINT64_FORMAT "\n", metric,
+                            daemon->migration_stats.out_ok, daemon->migration_stats.out_failed,
+                            daemon->migration_stats.in_ok);
+  else if (strcmp (metric, "vmherd_migration_last_duration_seconds") == 0
+           && daemon->migration_stats.last_total_ms >= 0)
+    g_string_append_printf (out, "%s %.3f\n", metric, daemon->migration_stats.last_total_ms / 1000.0);
+  else if (strcmp (metric, "vmherd_migration_last_downtime_seconds") == 0
+           && daemon->migration_stats.last_downtime_ms >= 0)
+    g_string_append_printf (out, "%s %.3f\n", metric, daemon->migration_stats.last_downtime_ms / 1000.0);
+}
 
 /* utime + stime of /proc/PID/stat, in seconds. */
 static gboolean
@@ -280,6 +386,8 @@ metrics_render (Daemon *daemon)
       g_array_append_val (vms, m);
     }
   g_array_sort (vms, compare_vm_names);
+  if (!proc_rss_bytes ("self", &rss))
+    rss = -1;
   /* Every family's samples together, after its HELP and TYPE lines. */
   for (guint f = 0; f < G_N_ELEMENTS (families); f++)
     {
@@ -287,9 +395,9 @@ metrics_render (Daemon *daemon)
                               families[f].help, families[f].name, families[f].type);
       for (guint i = 0; families[f].emit != NULL && i < vms->len; i++)
         families[f].emit (out, families[f].name, &g_array_index (vms, MetricsVm, i));
+      if (families[f].emit == NULL)
+        emit_daemon (out, daemon, families[f].name, rss);
     }
-  if (proc_rss_bytes ("self", &rss))
-    g_string_append_printf (out, "vmherd_daemon_rss_bytes %" G_GINT64_FORMAT "\n", rss);
   for (guint i = 0; i < vms->len; i++)
     json_object_unref (g_array_index (vms, MetricsVm, i).o);
   return g_string_free (out, FALSE);

@@ -2,6 +2,7 @@
  * the migration requests peers send (migrate-source.c, migrate-dest.c do the work). */
 #include "launcher/daemon-private.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "launcher/migrate-dest.h"
@@ -17,6 +18,7 @@ daemon_migrate_init (Daemon *daemon)
   daemon->migrations_out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   daemon->migrations_in = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                  (GDestroyNotify) migrate_in_free);
+  daemon->migration_stats.last_total_ms = daemon->migration_stats.last_downtime_ms = -1;
   migrate_in_cleanup_leftovers (daemon);
 }
 
@@ -41,6 +43,19 @@ daemon_migrate_state_changed (Daemon *daemon, Vm *vm, VmState old_state)
     migrate_out_vm_state_changed (out, old_state);
   if (in != NULL)
     migrate_in_vm_state_changed (in, old_state);
+  /* A guest found already migrated away (an adopted QEMU in postmigrate): its file must
+   * leave vm-dir like after any migration, or a reboot would start it here again. */
+  if (out == NULL && vm_get_state (vm) == VM_STATE_STOPPED && vm_get_migrated_to (vm) != NULL)
+    {
+      const char *path = vm_get_config (vm)->path;
+      g_autofree char *dir = g_path_get_dirname (path);
+      g_autofree char *base = g_path_get_basename (path);
+      g_autofree char *aside = g_strdup_printf ("%s/.%s.migrated", dir, base);
+
+      if (g_file_test (path, G_FILE_TEST_EXISTS) && g_rename (path, aside) == 0)
+        g_warning ("vm '%s': its QEMU had migrated it away before this vmherdd started: %s moved "
+                   "to %s (check which host runs it; delete that file then)", vm_get_name (vm), path, aside);
+    }
 }
 
 /* ---- migrate ---- */

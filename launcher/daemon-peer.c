@@ -47,15 +47,25 @@ void
 daemon_peer_open (Daemon *daemon)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(ConfigErrors) problems = config_errors_new ();
 
   if (daemon->host->peer == NULL)
     return;
+  /* What `vmherd check` says of the certificates, once here too: an expired or misnamed
+   * certificate otherwise shows only as refusals on the other hosts. */
+  host_peer_link_check_files (daemon->host->peer, daemon->host->path ? daemon->host->path : "the host file",
+                              problems);
+  for (guint i = 0; i < problems->len; i++)
+    {
+      g_autofree char *text = config_error_format (problems->pdata[i]);
+      g_message ("peer link: %s", text);
+    }
   daemon->peer_server = peer_server_new (daemon->host, on_peer_request, daemon, &error);
   if (daemon->peer_server == NULL)
     {
-      g_message ("peer link: cannot listen on %s: %s; running without the peer link (fix [peer] "
-                 "in %s and restart vmherdd)", daemon->host->peer->listen, error->message,
-                 daemon->host->path ? daemon->host->path : "the host file");
+      /* "cannot listen on ADDR:PORT: ...", or which certificate file failed. */
+      g_message ("peer link: %s; running without the peer link (fix [peer] in %s and restart "
+                 "vmherdd)", error->message, daemon->host->path ? daemon->host->path : "the host file");
       return;
     }
   g_message ("peer link: '%s' listening on %s", daemon->host->peer->name, daemon->host->peer->listen);
@@ -119,6 +129,7 @@ typedef struct
   guint pending;
   GCancellable *cancellable;
   guint deadline_id;
+  gboolean timed_out;           /* the deadline cancelled what was left */
 } PeersQuery;
 
 typedef struct
@@ -157,6 +168,16 @@ peers_probe_done (PeersProbe *p, JsonNode *hello, const GError *error)
         if (strcmp (m->data, "name") != 0)
           json_object_set_member (p->result, m->data,
                                   json_node_copy (json_object_get_member (h, m->data)));
+    }
+  else if (q->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_autofree char *why = g_strdup_printf ("peer '%s' at %s: no answer within %d s",
+                                              json_object_get_string_member (p->result, "name"),
+                                              json_object_get_string_member (p->result, "address"),
+                                              PEERS_DEADLINE_MS / 1000);
+      json_object_set_boolean_member (p->result, "reachable", FALSE);
+      json_object_set_string_member (p->result, "error", why);
+      json_object_set_string_member (p->result, "error-kind", peer_error_to_string (PEER_ERROR_TIMEOUT));
     }
   else
     {
@@ -204,6 +225,7 @@ on_peers_deadline (gpointer data)
   PeersQuery *q = data;
 
   q->deadline_id = 0;
+  q->timed_out = TRUE;
   g_cancellable_cancel (q->cancellable);
   return G_SOURCE_REMOVE;
 }

@@ -37,6 +37,11 @@ struct _Daemon
   GHashTable *consoles;         /* VM name -> DaemonConsole, one per guest */
   GHashTable *migrations_out;   /* VM name -> MigrateOut (migrate-source.c) */
   GHashTable *migrations_in;    /* VM name -> MigrateIn (migrate-dest.c) */
+  struct
+  {
+    guint64 out_ok, out_failed, in_ok;
+    gint64 last_total_ms, last_downtime_ms;   /* of the last one that moved a guest out; -1 */
+  } migration_stats;
   gboolean notifying, notify_again;
   PeerServer *peer_server;      /* NULL: no [peer], or it could not listen */
 };

@@ -387,8 +387,10 @@ daemon_run (Daemon *daemon)
         g_message ("cannot write %s: %s, ignoring", daemon->options.pidfile, error->message);
       g_clear_error (&error);
     }
-  /* Before readiness is reported, so a scrape right after `vmherdd` returns finds it. */
+  /* Before readiness is reported, so a scrape right after `vmherdd` returns finds it, and
+   * the bridges of vmherd.conf exist once `vmherdd` returns. */
   daemon_metrics_open (daemon);
+  daemon_net_open (daemon);
   daemon_migrate_init (daemon);
   daemon_peer_open (daemon);
   if (daemon->options.ready_fd >= 0)
@@ -404,7 +406,6 @@ daemon_run (Daemon *daemon)
   g_message ("vmherdd %s: %s, QEMU %s (default machine %s), VMs in %s", VMHERD_VERSION,
              daemon->host->path ? daemon->host->path : "built-in defaults", daemon->host->qemu,
              daemon->probe->default_machine, daemon->host->vm_dir);
-  daemon_net_open (daemon);
   defined = daemon_scan (daemon);
   adopt_and_queue (daemon, defined, first_run_since_boot (daemon));
   daemon_watch_vm_dir (daemon);

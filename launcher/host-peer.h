@@ -36,6 +36,12 @@ void host_peer_link_set_key (HostPeerLink *peer, const char *key, const char *va
  * host), and the default name.  Touches no file: host_peer_link_check_files() does. */
 void host_peer_link_finish (HostPeerLink *peer, ConfigErrors *errors, const char *file);
 
+/* host-peer-check.c, for `vmherd check`: reads ca, cert and key and reports (as
+ * file:line of their keys) unreadable files, a key that does not match the certificate, a
+ * certificate not signed by the CA, expired or not yet valid, not for both TLS server and
+ * client use, or whose names do not include name.  Does nothing when peer is NULL. */
+void host_peer_link_check_files (const HostPeerLink *peer, const char *file, ConfigErrors *errors);
+
 /* The entry of the peer host name, or NULL. */
 const HostPeer *host_peer_link_find (const HostPeerLink *peer, const char *name);
 

@@ -201,6 +201,7 @@ resumed (MigrateIn *job, gint64 at_us)
     g_warning ("vm '%s': cannot move %s to %s: %s (the guest runs here; put its file there "
                "by hand)", job->name, job->incoming_path, job->final_path, g_strerror (errno));
   daemon_save_desired (job->daemon, job->name, TRUE);
+  job->daemon->migration_stats.in_ok++;
   migrate_tls_dir_remove (job->tls_dir);
   vm_incoming_done (vm);
   /* The job stays until the source asks (it wants the RESUME time) or its link closes. */

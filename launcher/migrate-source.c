@@ -314,6 +314,14 @@ fail (MigrateOut *job, const char *format, ...)
 static void
 finish_job (MigrateOut *job, JsonObject *result)
 {
+  if (result != NULL)
+    {
+      job->daemon->migration_stats.out_ok++;
+      job->daemon->migration_stats.last_total_ms = json_object_get_int_member (result, "total-ms");
+      job->daemon->migration_stats.last_downtime_ms = json_object_get_int_member (result, "downtime-ms");
+    }
+  else
+    job->daemon->migration_stats.out_failed++;
   g_hash_table_steal (job->daemon->migrations_out, job->name);
   job->done (job->error, result, job->user_data);
   job_free (job);
@@ -580,16 +588,65 @@ escalate (MigrateOut *job, gint64 remaining)
 
 static gboolean on_poll_tick (gpointer data);
 
+/* A progress line for the CLI: {"vm", "to", "status", "transferred", "remaining", "total",
+ * "elapsed-ms"}; the caller adds what it knows besides. */
+static JsonObject *
+progress_new (MigrateOut *job, const char *status, gint64 transferred, gint64 remaining, gint64 total)
+{
+  JsonObject *p = json_object_new ();
+
+  json_object_set_string_member (p, "vm", job->name);
+  json_object_set_string_member (p, "to", job->to);
+  json_object_set_string_member (p, "status", status);
+  json_object_set_int_member (p, "transferred", transferred);
+  json_object_set_int_member (p, "remaining", remaining);
+  json_object_set_int_member (p, "total", total);
+  json_object_set_int_member (p, "elapsed-ms", (g_get_monotonic_time () - job->started) / 1000);
+  return p;
+}
+
+/* Sends the progress line (taken), then gives up on a stream that stopped moving or ran
+ * out of time; TRUE when the job failed. */
+static gboolean
+progress_check (MigrateOut *job, JsonObject *p, const char *what, gint64 transferred, gint64 remaining)
+{
+  const HostConfig *host = job->daemon->host;
+  gint64 now = g_get_monotonic_time ();
+
+  /* "setup" says nothing yet (QEMU's TLS handshake): the first line is of bytes going over,
+   * soon after they start (on_migrate_sent() polls fast until then). */
+  if (job->progress != NULL && g_strcmp0 (control_json_get_string (p, "status"), "setup") != 0)
+    job->progress (p, job->user_data);
+  json_object_unref (p);
+  if (transferred > job->last_transferred || job->moved_at == 0)
+    {
+      job->last_transferred = transferred;
+      job->moved_at = now;
+    }
+  else if (now - job->moved_at > host->migrate_stall_timeout_ms * 1000)
+    {
+      fail (job, "no %s went over for %" G_GINT64_FORMAT " s (is the link to %s down?)", what,
+            host->migrate_stall_timeout_ms / 1000, job->to);
+      return TRUE;
+    }
+  if (now > job->deadline)
+    {
+      fail (job, "not done after %" G_GINT64_FORMAT " s (the [migration] timeout); %" G_GINT64_FORMAT
+            " bytes of %s remained", host->migrate_timeout_ms / 1000, remaining, what);
+      return TRUE;
+    }
+  return FALSE;
+}
+
 static void
 on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
   MigrateOut *job = data;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) reply = qmp_client_execute_finish (NULL, result, &error);
-  g_autoptr(JsonObject) p = json_object_new ();
-  JsonObject *q, *ram;
+  JsonObject *p, *q, *ram;
   const char *status;
-  gint64 remaining, elapsed_ms, mbps_bytes;
+  gint64 remaining, mbps_bytes;
 
   if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
     return;
@@ -607,43 +664,23 @@ on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
       return fail (job, "QEMU: %s", json_object_get_string_member_with_default (q, "error-desc", "failed"));
     }
   remaining = member_int (ram, "remaining");
-  elapsed_ms = (g_get_monotonic_time () - job->started) / 1000;
   mbps_bytes = (gint64) (member_int (ram, "mbps") * 1000000 / 8);
-  json_object_set_string_member (p, "vm", job->name);
-  json_object_set_string_member (p, "to", job->to);
-  json_object_set_string_member (p, "status", status);
-  json_object_set_int_member (p, "transferred", member_int (ram, "transferred"));
-  json_object_set_int_member (p, "remaining", remaining);
-  json_object_set_int_member (p, "total", member_int (ram, "total"));
+  p = progress_new (job, status, member_int (ram, "transferred"), remaining, member_int (ram, "total"));
   json_object_set_int_member (p, "dirty-rate", member_int (ram, "dirty-pages-rate") * MAX (member_int (ram, "page-size"), 4096));
   json_object_set_int_member (p, "pass", member_int (ram, "dirty-sync-count"));
   json_object_set_int_member (p, "mbps", member_int (ram, "mbps"));
-  json_object_set_int_member (p, "elapsed-ms", elapsed_ms);
   json_object_set_int_member (p, "eta-ms", mbps_bytes > 0 ? remaining * 1000 / mbps_bytes : -1);
   json_object_set_int_member (p, "downtime-limit-ms", job->downtime_limit);
-  /* "setup" says nothing yet (TLS handshake): the first report is of bytes going over, soon
-   * after they start (a short migration is over before a 500 ms tick). */
-  if (job->progress != NULL && strcmp (status, "setup") != 0)
-    job->progress (p, job->user_data);
   if (job->fast_polling && strcmp (status, "setup") != 0)
     {
       job->fast_polling = FALSE;
       g_clear_handle_id (&job->poll_timer, g_source_remove);
       job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
     }
-  if (member_int (ram, "transferred") > job->last_transferred || job->moved_at == 0)
-    {
-      job->last_transferred = member_int (ram, "transferred");
-      job->moved_at = g_get_monotonic_time ();
-    }
-  else if (g_get_monotonic_time () - job->moved_at > job->daemon->host->migrate_stall_timeout_ms * 1000)
-    return fail (job, "no data went over for %" G_GINT64_FORMAT " s (is the link to %s down?)",
-                 job->daemon->host->migrate_stall_timeout_ms / 1000, job->to);
+  if (progress_check (job, p, "data", member_int (ram, "transferred"), remaining))
+    return;
   if (strcmp (status, "active") == 0)
     escalate (job, remaining);
-  if (g_get_monotonic_time () > job->deadline)
-    fail (job, "not done after %" G_GINT64_FORMAT " s (the [migration] timeout); %" G_GINT64_FORMAT
-          " bytes remained", job->daemon->host->migrate_timeout_ms / 1000, remaining);
 }
 
 static gboolean
@@ -698,7 +735,6 @@ on_jobs_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
   MigrateOut *job = data;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) reply = qmp_client_execute_finish (NULL, result, &error);
-  g_autoptr(JsonObject) p = json_object_new ();
   gint64 done = 0, total = 0;
 
   if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
@@ -714,26 +750,8 @@ on_jobs_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
       done += member_int (j, "offset");
       total += member_int (j, "len");
     }
-  json_object_set_string_member (p, "vm", job->name);
-  json_object_set_string_member (p, "to", job->to);
-  json_object_set_string_member (p, "status", "storage");
-  json_object_set_int_member (p, "transferred", done);
-  json_object_set_int_member (p, "remaining", total - done);
-  json_object_set_int_member (p, "total", total);
-  json_object_set_int_member (p, "elapsed-ms", (g_get_monotonic_time () - job->started) / 1000);
-  if (job->progress != NULL)
-    job->progress (p, job->user_data);
-  if (done > job->last_transferred || job->moved_at == 0)
-    {
-      job->last_transferred = done;
-      job->moved_at = g_get_monotonic_time ();
-    }
-  else if (g_get_monotonic_time () - job->moved_at > job->daemon->host->migrate_stall_timeout_ms * 1000)
-    fail (job, "no disk data went over for %" G_GINT64_FORMAT " s (is the link to %s down?)",
-          job->daemon->host->migrate_stall_timeout_ms / 1000, job->to);
-  else if (g_get_monotonic_time () > job->deadline)
-    fail (job, "the disks were not copied after %" G_GINT64_FORMAT " s (the [migration] timeout)",
-          job->daemon->host->migrate_timeout_ms / 1000);
+  progress_check (job, progress_new (job, "storage", done, total - done, total), "disk data", done,
+                  total - done);
 }
 
 static gboolean

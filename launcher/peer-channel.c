@@ -6,6 +6,9 @@
 
 #include "launcher/peer-private.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include "qmp/qmp-message.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -309,4 +312,16 @@ peer_channel_close_after_flush (PeerChannel *channel)
   channel->draining = TRUE;
   if (!channel->writing)
     channel_write_next (channel);
+}
+
+void
+peer_socket_keepalive (GSocket *socket)
+{
+  /* Idle 10 s, then a probe every 5 s, 4 unanswered: gone after 30 s.  The link carries a
+   * migration's control, so a dead peer must end it long before TCP's own two hours. */
+  g_socket_set_keepalive (socket, TRUE);
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPIDLE, 10, NULL);
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPINTVL, 5, NULL);
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPCNT, 4, NULL);
+  G_STATIC_ASSERT (10 + 5 * 4 == PEER_KEEPALIVE_S);
 }

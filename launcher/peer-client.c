@@ -427,12 +427,19 @@ typedef struct
   char *server_names;           /* what the rejected certificate named */
   GSource *timeout;
   gboolean timed_out;
+  GCancellable *cancellable;    /* the handshake's: the caller's, or the timeout */
+  GCancellable *caller;         /* the caller's, NULL when none */
+  gulong caller_handler;
 } ConnectData;
 
 static void
 connect_data_free (ConnectData *cd)
 {
   source_drop (&cd->timeout);
+  if (cd->caller_handler != 0)
+    g_cancellable_disconnect (cd->caller, cd->caller_handler);
+  g_clear_object (&cd->caller);
+  g_clear_object (&cd->cancellable);
   peer_credentials_free (cd->credentials);
   g_clear_object (&cd->base);
   g_clear_object (&cd->tls);
@@ -461,8 +468,15 @@ on_handshake_timeout (gpointer data)
 
   g_clear_pointer (&cd->timeout, g_source_unref);
   cd->timed_out = TRUE;
-  g_socket_close (g_socket_connection_get_socket (cd->base), NULL);
+  /* Not a close: GIO runs the handshake in a thread that still uses the socket. */
+  g_cancellable_cancel (cd->cancellable);
   return G_SOURCE_REMOVE;
+}
+
+static void
+on_caller_cancelled (GCancellable *caller G_GNUC_UNUSED, gpointer handshake_cancellable)
+{
+  g_cancellable_cancel (handshake_cancellable);
 }
 
 static gboolean
@@ -543,13 +557,18 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
   cd->base = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
   if (cd->base == NULL)
     {
+      /* GSocketClient says "Could not connect to 10.0.0.2: Connection refused". */
+      const char *why = error->message;
+      if (g_str_has_prefix (why, "Could not connect to ") && strstr (why, ": ") != NULL)
+        why = strstr (why, ": ") + 2;
       if (!g_task_return_error_if_cancelled (task))
         g_task_return_new_error (task, PEER_ERROR, PEER_ERROR_UNREACHABLE, "peer '%s' at %s: "
-                                 "cannot connect: %s", cd->name, cd->address, error->message);
+                                 "cannot connect: %s", cd->name, cd->address, why);
       return;
     }
   /* The client's timeout is the socket's I/O timeout too: off once connected. */
   g_socket_set_timeout (g_socket_connection_get_socket (cd->base), 0);
+  peer_socket_keepalive (g_socket_connection_get_socket (cd->base));
   /* Small TLS records and JSON lines: with Nagle's algorithm, each small write that follows an
    * unacknowledged one waits for the peer's delayed ACK (~40 ms), twice per handshake. */
   g_socket_set_option (g_socket_connection_get_socket (cd->base), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -571,8 +590,15 @@ on_connected (GObject *source, GAsyncResult *result, gpointer data)
   cd->timeout = g_timeout_source_new (PEER_HANDSHAKE_TIMEOUT_MS);
   g_source_set_callback (cd->timeout, on_handshake_timeout, cd, NULL);
   g_source_attach (cd->timeout, g_task_get_context (task));
-  cancellable = g_task_get_cancellable (task);
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (cd->tls), G_PRIORITY_DEFAULT, cancellable,
+  cd->cancellable = g_cancellable_new ();
+  cd->caller = cancellable = g_task_get_cancellable (task);
+  if (cancellable != NULL)
+    {
+      g_object_ref (cd->caller);
+      cd->caller_handler = g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled),
+                                                  g_object_ref (cd->cancellable), g_object_unref);
+    }
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (cd->tls), G_PRIORITY_DEFAULT, cd->cancellable,
                                     on_handshake, g_steal_pointer (&task));
 }
 

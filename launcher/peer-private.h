@@ -5,8 +5,6 @@
 
 #include "launcher/peer-link.h"
 
-#define G_LOG_DOMAIN_PEER "vmherd-peer"
-
 /* ---- peer-channel.c: JSON lines over a GIOStream ---- */
 
 typedef struct _PeerChannel PeerChannel;
@@ -36,6 +34,10 @@ void peer_channel_close (PeerChannel *channel);
 gboolean peer_channel_is_open (PeerChannel *channel);
 /* peer_channel_close() and drops the caller's reference. */
 void peer_channel_free (PeerChannel *channel);
+/* TCP keepalive on a peer link's socket: a peer whose host vanished (power, a cut
+ * cable: no FIN ever comes) counts as gone after about PEER_KEEPALIVE_S. */
+#define PEER_KEEPALIVE_S 30
+void peer_socket_keepalive (GSocket *socket);
 
 /* {"error": {"class": error_class, "desc": desc}} (owned). */
 JsonObject *peer_error_object_new (const char *error_class, const char *desc);

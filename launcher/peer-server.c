@@ -32,6 +32,7 @@ struct _PeerConnection
   GIOStream *tls;
   GCancellable *cancellable;    /* the handshake */
   GSource *handshake_timeout;
+  gboolean handshaking;         /* GIO runs it in a thread on the socket: never close under it */
   gboolean timed_out;
   GTlsCertificateFlags rejected; /* why the client's certificate was refused */
   PeerChannel *channel;
@@ -107,14 +108,14 @@ static gboolean
 on_closed_idle (gpointer data)
 {
   PeerConnection *connection = data;
-  g_autoptr(GArray) watches = connection->watches;
 
   g_clear_pointer (&connection->closed_idle, g_source_unref);
-  connection->watches = g_array_new (FALSE, FALSE, sizeof (PeerWatch));
-  for (guint i = 0; i < watches->len; i++)
+  /* One at a time: a watch may remove another that has not fired yet. */
+  while (connection->watches->len > 0)
     {
-      PeerWatch *w = &g_array_index (watches, PeerWatch, i);
-      w->func (w->user_data);
+      PeerWatch w = g_array_index (connection->watches, PeerWatch, 0);
+      g_array_remove_index (connection->watches, 0);
+      w.func (w.user_data);
     }
   peer_connection_unref (connection);
   return G_SOURCE_REMOVE;
@@ -233,7 +234,7 @@ connection_end (PeerConnection *connection, const char *why)
     }
   g_cancellable_cancel (connection->cancellable);
   peer_channel_close (connection->channel);
-  if (connection->channel == NULL)
+  if (connection->channel == NULL && !connection->handshaking)
     linger_close (g_socket_connection_get_socket (connection->base));
   g_queue_delete_link (&server->connections, connection->link);
   connection->link = NULL;
@@ -425,8 +426,13 @@ on_handshake (GObject *source, GAsyncResult *result, gpointer data)
   const char *name;
   gboolean ok = g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error);
 
+  connection->handshaking = FALSE;
   if (server == NULL)
-    goto out;
+    {
+      /* Ended (server freed) while the handshake ran: close now that nothing uses it. */
+      linger_close (g_socket_connection_get_socket (connection->base));
+      goto out;
+    }
   if (connection->handshake_timeout != NULL)
     {
       g_source_destroy (connection->handshake_timeout);
@@ -517,6 +523,7 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   connection->server = server;
   connection->base = g_object_ref (base);
   connection->address = address_text (base);
+  peer_socket_keepalive (g_socket_connection_get_socket (base));
   connection->cancellable = g_cancellable_new ();
   connection->watches = g_array_new (FALSE, FALSE, sizeof (PeerWatch));
   g_queue_push_tail (&server->connections, connection);
@@ -540,6 +547,7 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   connection->handshake_timeout = g_timeout_source_new (PEER_HANDSHAKE_TIMEOUT_MS);
   g_source_set_callback (connection->handshake_timeout, on_handshake_timeout, connection, NULL);
   g_source_attach (connection->handshake_timeout, g_main_context_get_thread_default ());
+  connection->handshaking = TRUE;
   g_tls_connection_handshake_async (G_TLS_CONNECTION (connection->tls), G_PRIORITY_DEFAULT,
                                     connection->cancellable, on_handshake,
                                     peer_connection_ref (connection));
@@ -587,8 +595,10 @@ peer_server_new (const HostConfig *host, PeerHandler handler, gpointer user_data
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
                                       &effective, &local))
     {
-      g_set_error (error, local->domain, local->code, "cannot listen on %s: %s", peer->listen,
-                   local->message);
+      /* GSocket says "Error binding to address ADDR:PORT: Address already in use". */
+      const char *why = g_strrstr (local->message, ": ") ? g_strrstr (local->message, ": ") + 2
+                                                         : local->message;
+      g_set_error (error, local->domain, local->code, "cannot listen on %s: %s", peer->listen, why);
       return NULL;
     }
   server->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));

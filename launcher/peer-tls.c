@@ -42,6 +42,12 @@ peer_credentials_load (const HostPeerLink *peer, GError **error)
   g_autoptr(PeerCredentials) credentials = g_new0 (PeerCredentials, 1);
   g_autoptr(GError) local = NULL;
 
+  if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_CONFIG, "GIO has no TLS support here (install "
+                   "glib-networking)");
+      return NULL;
+    }
   /* GTlsFileDatabase warns (and fails) on a relative path; ours are made absolute. */
   if (!g_file_test (peer->ca, G_FILE_TEST_IS_REGULAR) || !g_path_is_absolute (peer->ca))
     {

@@ -99,6 +99,32 @@ add_json (Builder *b, const char *option, JsonBuilder *jb)
   g_ptr_array_add (b->argv, json_generator_to_data (gen, NULL));
 }
 
+/* The protocol node of an NBD disk.  reconnect-delay 0: a request that finds the server
+ * gone fails at once, so the disk's werror/rerror = stop pauses the guest (rather than its
+ * I/O hanging); QEMU keeps reconnecting in the background, and the request retried by
+ * `cont` once the server is back goes through the new connection. */
+static void
+add_nbd_members (JsonBuilder *f, const VmNbd *nbd)
+{
+  json_builder_set_member_name (f, "driver"); json_builder_add_string_value (f, "nbd");
+  json_builder_set_member_name (f, "server");
+  json_builder_begin_object (f);
+  json_builder_set_member_name (f, "type");
+  json_builder_add_string_value (f, nbd->socket != NULL ? "unix" : "inet");
+  if (nbd->socket != NULL)
+    {
+      json_builder_set_member_name (f, "path"); json_builder_add_string_value (f, nbd->socket);
+    }
+  else
+    {
+      json_builder_set_member_name (f, "host"); json_builder_add_string_value (f, nbd->host);
+      json_builder_set_member_name (f, "port"); json_builder_add_string_value (f, nbd->port);
+    }
+  json_builder_end_object (f);
+  json_builder_set_member_name (f, "export"); json_builder_add_string_value (f, nbd->export);
+  json_builder_set_member_name (f, "reconnect-delay"); json_builder_add_int_value (f, 0);
+}
+
 /* A file node plus a format node: "<prefix>f-NAME" -> "<prefix>d-NAME", as the roots of
  * f and d. */
 static void
@@ -112,8 +138,13 @@ build_blockdev_pair (const VmDisk *disk, const char *prefix, const char *filenam
   g_autofree char *fmt_node = g_strdup_printf ("%sd-%s", prefix, disk->section.name);
 
   json_builder_begin_object (f);
-  json_builder_set_member_name (f, "driver"); json_builder_add_string_value (f, "file");
-  json_builder_set_member_name (f, "filename"); json_builder_add_string_value (f, filename);
+  if (disk->nbd != NULL && prefix[0] == '\0')
+    add_nbd_members (f, disk->nbd);
+  else
+    {
+      json_builder_set_member_name (f, "driver"); json_builder_add_string_value (f, "file");
+      json_builder_set_member_name (f, "filename"); json_builder_add_string_value (f, filename);
+    }
   json_builder_set_member_name (f, "node-name"); json_builder_add_string_value (f, file_node);
   json_builder_set_member_name (f, "read-only"); json_builder_add_boolean_value (f, read_only);
   json_builder_set_member_name (f, "discard"); json_builder_add_string_value (f, "unmap");
@@ -191,7 +222,7 @@ add_disks (Builder *b, const VmConfig *vm)
     {
       const VmDisk *disk = vm->disks->pdata[i];
       const char *name = disk->section.name;
-      const char *err = disk->on_error == VM_ON_ERROR_STOP ? "stop" : "report";
+      const char *err = vm_on_error_to_string (disk->on_error);
       gboolean write_cache = disk->cache != VM_CACHE_WRITETHROUGH
                              && disk->cache != VM_CACHE_DIRECTSYNC;
       guint layers = disk->overlays != NULL ? disk->overlays->len : 0;
@@ -281,7 +312,9 @@ add_health_devices (Builder *b, const VmConfig *vm)
       add (b, "-chardev", "socket,id=agent0,fd=%d,server=on,wait=off",
            take_fd (b, QEMU_FD_AGENT, 0, 0));
       add (b, "-device", "virtio-serial-pci,id=vserial0");
-      add (b, "-device", "virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0");
+      /* The id makes QEMU report the guest opening and closing the port (VSERPORT_CHANGE). */
+      add (b, "-device", "virtserialport,bus=vserial0.0,chardev=agent0,name=org.qemu.guest_agent.0,"
+           "id=" QEMU_AGENT_PORT_ID);
     }
 }
 

@@ -19,6 +19,9 @@ typedef enum { QEMU_FD_QMP, QEMU_FD_SERIAL, QEMU_FD_AGENT, QEMU_FD_TAP, QEMU_FD_
 
 const char *qemu_fd_kind_to_string (QemuFdKind kind);
 
+/* The id of the guest agent's virtserialport (guest-agent = yes), in VSERPORT_CHANGE. */
+#define QEMU_AGENT_PORT_ID "agent0"
+
 typedef struct
 {
   QemuFdKind kind;

@@ -94,7 +94,9 @@ vm_check_host (const VmConfig *vm, const HostConfig *host, const QemuProbe *prob
       const VmDisk *disk = vm->disks->pdata[i];
       int line = config_section_key_line (&disk->section, "image");
 
-      if (g_file_test (disk->image, G_FILE_TEST_IS_DIR))
+      if (disk->nbd != NULL)
+        ;                       /* a server's export: checked when the guest starts */
+      else if (g_file_test (disk->image, G_FILE_TEST_IS_DIR))
         config_errors_add (errors, vm->path, line, "image: %s is a directory (name an image file)",
                            disk->image);
       else if (!g_file_test (disk->image, G_FILE_TEST_EXISTS) && disk->base == NULL)
@@ -246,6 +248,7 @@ vm_check_report (const char *config_path, gboolean quiet)
       config_errors_print (errors, stderr);
       return 1;
     }
+  host_peer_link_check_files (host->peer, host->path, errors);
   probe = vm_check_probe (host, FALSE);
   good = vm_check_dir (host, probe, errors, &files);
   config_errors_print (errors, stderr);

@@ -9,10 +9,11 @@
 static const char *const restart_choices[] = { "on-failure", "always", "no", NULL };
 static const char *const cache_choices[] = { "none", "writeback", "writethrough", "directsync",
                                              "unsafe", NULL };
-static const char *const on_error_choices[] = { "stop", "report", NULL };
+static const char *const on_error_choices[] = { "stop", "report", "ignore", NULL };
 static const char *const format_choices[] = { "qcow2", "raw", NULL };
 static const char *const watchdog_choices[] = { "none", "reset", "poweroff", "pause", NULL };
 static const char *const panic_choices[] = { "restart", "pause", "none", NULL };
+static const char *const agent_action_choices[] = { "restart", "report", NULL };   /* VmProbeAction */
 const char *const vm_nic_models[] = { "virtio", "e1000", "e1000e", "rtl8139", NULL };
 static const char *const nic_devices[] = { "virtio-net-pci", "e1000", "e1000e", "rtl8139" };
 
@@ -21,6 +22,7 @@ const char *vm_cache_mode_to_string (VmCacheMode m) { return cache_choices[m]; }
 const char *vm_image_format_to_string (VmImageFormat f) { return format_choices[f]; }
 const char *vm_watchdog_action_to_string (VmWatchdogAction a) { return watchdog_choices[a]; }
 const char *vm_panic_action_to_string (VmPanicAction a) { return panic_choices[a]; }
+const char *vm_on_error_to_string (VmOnError e) { return on_error_choices[e]; }
 const char *vm_nic_model_device (int model) { return nic_devices[model]; }
 
 #define K(name, kind, type, field, ...) \
@@ -87,7 +89,12 @@ static const ConfigKey health_keys[] = {
   K ("agent-interval", KEY_DURATION, VmHealth, agent_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 10s"),
   K ("agent-timeout", KEY_DURATION, VmHealth, agent_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
   K ("agent-failures", KEY_INT, VmHealth, agent_failures, 1, 1000, NULL, FALSE, "a number from 1 to 1000"),
+  K ("agent-grace", KEY_DURATION, VmHealth, agent_grace_ms, 0, 3600000, NULL, FALSE, "a duration from 0 to 1h, e.g. 60s"),
+  K ("agent-action", KEY_CHOICE, VmHealth, agent_action, 0, 0, agent_action_choices, FALSE, NULL),
   K ("probe", KEY_LIST, VmHealth, probe_texts, 0, 0, NULL, FALSE, NULL),
+  K ("storage-interval", KEY_DURATION, VmHealth, storage_interval_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
+  K ("storage-timeout", KEY_DURATION, VmHealth, storage_timeout_ms, 100, 3600000, NULL, FALSE, "a duration from 100ms to 1h, e.g. 5s"),
+  K ("storage-stuck-after", KEY_DURATION, VmHealth, storage_stuck_after_ms, 1000, 604800000, NULL, FALSE, "a duration from 1s to 7d, e.g. 5m"),
   { 0 },
 };
 
@@ -120,6 +127,7 @@ vm_disk_free (VmDisk *disk)
     config_key_clear (k, disk);
   config_section_clear (&disk->section);
   g_clear_pointer (&disk->overlays, g_ptr_array_unref);
+  g_clear_pointer (&disk->nbd, vm_nbd_free);
   g_free (disk);
 }
 
@@ -337,6 +345,24 @@ begin_section (ParseState *st, int line, const char *header)
   st->keys = sections[kind].keys;
 }
 
+/* image = an NBD URL: kept as written (not a path), its parts in disk->nbd. */
+static void
+set_nbd_image (ParseState *st, int line, const char *value)
+{
+  VmDisk *disk = st->target;
+  g_autofree char *problem = NULL;
+
+  g_clear_pointer (&disk->nbd, vm_nbd_free);
+  disk->nbd = vm_nbd_parse (value, &problem);
+  if (disk->nbd == NULL)
+    {
+      config_errors_add (st->errors, st->file, line, "image: %s", problem);
+      return;
+    }
+  g_free (disk->image);
+  disk->image = g_strdup (value);
+}
+
 static void
 set_key (ParseState *st, int line, const char *section, const char *key, const char *value)
 {
@@ -350,6 +376,8 @@ set_key (ParseState *st, int line, const char *section, const char *key, const c
     return;                     /* the section header was reported already */
   config_section_set_key (st->current, st->keys, st->target, section, key, value, st->base_dir,
                           st->errors, st->file, line);
+  if (st->keys == disk_keys && strcmp (key, "image") == 0 && vm_nbd_is_url (value))
+    set_nbd_image (st, line, value);
   if (st->target == &st->config->health && strcmp (key, "probe") == 0)
     {
       g_autofree char *problem = NULL;
@@ -387,6 +415,9 @@ finish_disk (ParseState *st, VmDisk *disk)
   if (config_section_has_key (s, "base-format") && disk->base == NULL)
     config_errors_add (st->errors, st->file, config_section_key_line (s, "base-format"),
                        "base-format: set without base (add base = PATH or drop base-format)");
+  if (disk->nbd != NULL && disk->base != NULL)
+    config_errors_add (st->errors, st->file, config_section_key_line (s, "base"),
+                       "base: set for an NBD disk (the server holds the whole image; drop base)");
   if (disk->base != NULL && disk->image != NULL && strcmp (disk->base, disk->image) == 0)
     config_errors_add (st->errors, st->file, config_section_key_line (s, "base"),
                        "base: the same file as image (a base is never written; name another file)");
@@ -457,6 +488,11 @@ vm_config_new (const char *name, const char *path)
   c->health.agent_interval_ms = 10000;
   c->health.agent_timeout_ms = 5000;
   c->health.agent_failures = 3;
+  c->health.agent_grace_ms = 60000;
+  c->health.agent_action = VM_PROBE_ACTION_RESTART;
+  c->health.storage_interval_ms = 5000;
+  c->health.storage_timeout_ms = 5000;
+  c->health.storage_stuck_after_ms = 5 * 60 * 1000;
   c->health.probes = g_ptr_array_new_with_free_func ((GDestroyNotify) vm_probe_free);
   return c;
 }

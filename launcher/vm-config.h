@@ -13,7 +13,7 @@
 typedef enum { VM_RESTART_ON_FAILURE, VM_RESTART_ALWAYS, VM_RESTART_NO } VmRestartPolicy;
 typedef enum { VM_CACHE_NONE, VM_CACHE_WRITEBACK, VM_CACHE_WRITETHROUGH, VM_CACHE_DIRECTSYNC,
                VM_CACHE_UNSAFE } VmCacheMode;
-typedef enum { VM_ON_ERROR_STOP, VM_ON_ERROR_REPORT } VmOnError;
+typedef enum { VM_ON_ERROR_STOP, VM_ON_ERROR_REPORT, VM_ON_ERROR_IGNORE } VmOnError;
 typedef enum { VM_FORMAT_QCOW2, VM_FORMAT_RAW } VmImageFormat;
 typedef enum { VM_WATCHDOG_NONE, VM_WATCHDOG_RESET, VM_WATCHDOG_POWEROFF,
                VM_WATCHDOG_PAUSE } VmWatchdogAction;
@@ -24,6 +24,23 @@ const char *vm_cache_mode_to_string (VmCacheMode mode);
 const char *vm_image_format_to_string (VmImageFormat format);
 const char *vm_watchdog_action_to_string (VmWatchdogAction action);
 const char *vm_panic_action_to_string (VmPanicAction action);
+const char *vm_on_error_to_string (VmOnError on_error);
+
+/* A disk served over NBD (vm-disk-nbd.c): image = nbd://HOST[:PORT]/EXPORT or
+ * nbd+unix:///EXPORT?socket=PATH. */
+typedef struct
+{
+  char *export;                 /* "" for the server's default export */
+  char *socket;                 /* unix: the server's socket; else NULL */
+  char *host, *port;            /* tcp: the server; else NULL */
+} VmNbd;
+
+void vm_nbd_free (VmNbd *nbd);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmNbd, vm_nbd_free)
+/* TRUE when an image value is meant as an NBD URL (nbd: or nbd+...:). */
+gboolean vm_nbd_is_url (const char *text);
+/* Parses an NBD URL; NULL with out_problem set (a phrase for "FILE:LINE: image: PROBLEM"). */
+VmNbd *vm_nbd_parse (const char *url, char **out_problem);
 
 typedef struct
 {
@@ -36,6 +53,7 @@ typedef struct
   int on_error;                 /* VmOnError */
   gboolean shared;
   gboolean read_only;
+  VmNbd *nbd;                   /* image is an nbd:// or nbd+unix:// URL; NULL: a file */
   /* Not from the VM file: the snapshot layers on image (char *, oldest first; NULL: none),
    * from state-dir/snapshots/NAME.json (vm-snapshot.h), set before each start.  The last
    * one is what the guest writes; image and the others are then opened read-only. */
@@ -91,7 +109,12 @@ typedef struct
   int panic;                    /* VmPanicAction */
   gboolean guest_agent;
   gint64 agent_interval_ms, agent_timeout_ms, agent_failures;
+  gint64 agent_grace_ms;
+  int agent_action;             /* VmProbeAction: what agent_failures failed pings do */
   GPtrArray *probe_texts;       /* each probe = line as written (char *) */
+  gint64 storage_interval_ms;   /* paused for a disk error: storage checked this often */
+  gint64 storage_timeout_ms;    /* one storage check's limit */
+  gint64 storage_stuck_after_ms;   /* paused for a disk error this long: reported stuck */
   GPtrArray *probes;            /* VmProbe, parsed from probe_texts */
 } VmHealth;
 

@@ -27,6 +27,10 @@ health_text (Vm *vm)
     return "qmp-missed";
   if (vm_probes_failing (vm))
     return "probe-failing";
+  if (vm_storage_outage (vm))
+    return vm->storage.stuck ? "storage-stuck" : "storage-error";
+  if (vm_agent_failing (vm))
+    return "agent-failing";
   return vm->health_last_ok ? "ok" : "pending";
 }
 
@@ -139,6 +143,7 @@ describe_full (Vm *vm, JsonObject *o)
 {
   g_autoptr(QemuCmdline) cmdline = qemu_argv_build (vm->config, vm->host, vm->caps);
   JsonArray *argv = json_array_new ();
+  JsonObject *agent;
 
   json_object_set_string_member (o, "config-file", vm->config->path);
   for (guint i = 0; cmdline->argv->pdata[i] != NULL; i++)
@@ -155,13 +160,29 @@ describe_full (Vm *vm, JsonObject *o)
   set_string_or_null (o, "exit-status", vm->exit_status);
   json_object_set_int_member (o, "qmp-misses", vm->health_misses);
   json_object_set_int_member (o, "health-checks", (gint64) vm->health_answers);
+  if (vm->health_last_check != 0)
+    {
+      g_autoptr(GDateTime) sec = g_date_time_new_from_unix_local (vm->health_last_check / G_USEC_PER_SEC);
+      g_autoptr(GDateTime) t = g_date_time_add (sec, vm->health_last_check % G_USEC_PER_SEC);
+      g_autofree char *when = g_date_time_format_iso8601 (t);
+
+      json_object_set_string_member (o, "qmp-last-check", when);
+    }
+  else
+    json_object_set_null_member (o, "qmp-last-check");
+  set_string_or_null (o, "qmp-last-result", vm->health_last_result);
   vm_guest_health_describe (vm, o);
+  vm_storage_describe (vm, o);
   if (vm->state == VM_STATE_FAILED || vm->state == VM_STATE_BACKOFF)
     {
       g_autofree char *tail = qemu_stderr_tail (vm);
       json_object_set_string_member (o, "qemu-stderr", tail);
     }
   json_object_set_array_member (o, "probes", vm_probes_describe (vm));
+  if ((agent = vm_agent_describe (vm)) != NULL)
+    json_object_set_object_member (o, "guest-agent", agent);
+  else
+    json_object_set_null_member (o, "guest-agent");
   json_object_set_array_member (o, "history", history_array (vm));
   json_object_set_array_member (o, "nics", vm_net_describe (vm));
   if (vm->inst != NULL)

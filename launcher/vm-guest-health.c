@@ -7,8 +7,9 @@
  *   GUEST_PANICKED     the serial log's tail is kept; panic = restart ends the run as a
  *                      failure (restart per policy), panic = pause leaves it paused
  *   internal-error     the run ends as a failure
- *   io-error, watchdog, shutdown (no event seen)   logged, left as they are: an I/O error
- *                      is never answered with a restart
+ *   BLOCK_IO_ERROR, io-error   paused, never restarted: vm-storage.c checks the storage
+ *                      and resumes the guest once it answers
+ *   watchdog, shutdown (no event seen)   logged, left as they are
  */
 #include "launcher/vm-private.h"
 
@@ -149,6 +150,22 @@ on_watchdog (Vm *vm, const char *action)
     fail_run (vm, g_strdup ("the guest's watchdog fired (action poweroff)"));
 }
 
+/* werror/rerror = stop: QEMU pauses the guest; vm-storage.c resumes it. */
+static void
+on_block_io_error (Vm *vm, JsonObject *d)
+{
+  const char *node = json_object_get_string_member_with_default (d, "node-name", NULL);
+  const char *device = json_object_get_string_member_with_default (d, "device", "");
+  const char *operation = json_object_get_string_member_with_default (d, "operation", "?");
+  const char *reason = json_object_get_string_member_with_default (d, "reason", "?");
+
+  set_pause_reason (vm, g_strdup_printf ("a disk I/O error on %s (%s: %s); paused until the "
+                                         "storage answers, never restarted",
+                                         device[0] ? device : node ? node : "?", operation, reason));
+  vm_storage_io_error (vm, node, operation, reason,
+                       json_object_get_boolean_member_with_default (d, "nospace", FALSE));
+}
+
 void
 vm_guest_health_qmp_event (Vm *vm, const QmpMessage *event)
 {
@@ -160,11 +177,7 @@ vm_guest_health_qmp_event (Vm *vm, const QmpMessage *event)
   else if (strcmp (event->event, "GUEST_PANICKED") == 0)
     on_panic (vm, action);
   else if (strcmp (event->event, "BLOCK_IO_ERROR") == 0 && strcmp (action, "stop") == 0)
-    set_pause_reason (vm, g_strdup_printf (
-        "a disk I/O error on %s (%s: %s); left paused, never restarted",
-        json_object_get_string_member_with_default (d, "device", "?"),
-        json_object_get_string_member_with_default (d, "operation", "?"),
-        json_object_get_string_member_with_default (d, "reason", "?")));
+    on_block_io_error (vm, d);
   else if (strcmp (event->event, "RESUME") == 0)
     g_clear_pointer (&vm->guest.pause_reason, g_free);
 }
@@ -186,13 +199,18 @@ vm_guest_health_run_status (Vm *vm, const char *status)
       g_clear_pointer (&vm->guest.reported_status, g_free);
       return;
     }
+  /* Adopted while paused, or the event was missed: the same as BLOCK_IO_ERROR. */
+  if (strcmp (status, "io-error") == 0 && !vm_storage_outage (vm))
+    vm_storage_io_error (vm, NULL, NULL, NULL, FALSE);
   if (g_strcmp0 (vm->guest.reported_status, status) == 0)
     return;                     /* said once */
   g_free (vm->guest.reported_status);
   vm->guest.reported_status = g_strdup (status);
-  vm_log (vm, "QEMU reports run state %s; left as it is for an operator%s", status,
-          strcmp (status, "io-error") == 0
-          ? " (a disk failed: fix the storage, then `vmherd resume`; never restarted)" : "");
+  if (strcmp (status, "io-error") == 0)
+    vm_log (vm, "QEMU reports run state io-error (a disk failed): resumed once its storage "
+            "answers, never restarted");
+  else
+    vm_log (vm, "QEMU reports run state %s; left as it is for an operator", status);
 }
 
 char *

@@ -58,6 +58,12 @@ vm_migration_moved (Vm *vm, const char *to)
   g_free (vm->migrated_to);
   vm->migrated_to = g_strdup (to);
   vm->admin_stop = TRUE;
+  if (vm->state == VM_STATE_STARTING && vm->pid > 0)
+    {
+      vm_set_state (vm, VM_STATE_STOPPING, "migrated to %s: quitting the source QEMU", to);
+      vm_enter_stop_step (vm, VM_STOP_STEP_QUIT);
+      return;
+    }
   if (vm->state != VM_STATE_MIGRATING)
     return;
   /* The source QEMU is paused in postmigrate: no powerdown, straight to quit. */
@@ -130,4 +136,10 @@ vm_incoming_abort (Vm *vm, const char *reason)
   vm_qemu_release (vm);
   vm->incoming = FALSE;
   vm_set_state (vm, VM_STATE_STOPPED, "incoming migration aborted: %s", reason);
+}
+
+const char *
+vm_get_migrated_to (Vm *vm)
+{
+  return vm->migrated_to;
 }

@@ -40,6 +40,39 @@ fill_spec (const Vm *vm, const VmNic *nic, char *tap, NetTapSpec *spec)
                          nic_queues (vm, nic), nic_vlan (nic) };
 }
 
+/* A guest on VLANs of a VLAN-filtering bridge with an uplink reaches the network only if
+ * the uplink carries those VLANs, tagged: add them to it.  Only added, never removed (other
+ * guests and the host may use them); an uplink that is missing or a port of another
+ * bridge was reported when the bridge was set up and is left alone.  Never fatal: the
+ * guest still reaches the bridge's other ports. */
+static void
+uplink_carry_vlans (Vm *vm, const VmNic *nic, const NetVlan *vlan)
+{
+  const HostBridge *b = host_config_find_bridge (vm->host, nic->bridge);
+  g_autoptr(NetTapInfo) uplink = NULL;
+  g_autoptr(GError) error = NULL;
+  const guint16 *vids = vlan->vids;
+  guint n_vids = vlan->n_vids;
+
+  if (vlan->mode == NET_VLAN_MODE_NONE || b == NULL || b->uplink == NULL || !b->vlan_filtering)
+    return;
+  uplink = net_tap_get_info (vm->netlink, b->uplink, NULL);
+  if (uplink == NULL || g_strcmp0 (uplink->master, nic->bridge) != 0)
+    return;
+  if (vlan->mode == NET_VLAN_MODE_ACCESS)
+    {
+      vids = &vlan->pvid;
+      n_vids = 1;
+    }
+  if (!net_vlan_port_add_tagged (vm->netlink, b->uplink, vids, n_vids, &error))
+    {
+      g_autofree char *what = net_vlan_to_string (vlan);
+
+      vm_log (vm, "NIC '%s': cannot carry its VLANs (%s) on uplink '%s' of bridge '%s': %s, ignoring",
+              nic->section.name, what, b->uplink, nic->bridge, error->message);
+    }
+}
+
 void
 vm_net_close_fds (GArray *fds)
 {
@@ -77,6 +110,7 @@ vm_net_open (Vm *vm, GError **error)
           return NULL;
         }
       g_array_append_vals (fds, taps, queues);
+      uplink_carry_vlans (vm, nic, &spec.vlan);
       /* The argv builder's plan: each NIC's taps, then its vhost fds. */
       if (nic->model == 0 && vm->caps->vhost_net)
         {
@@ -134,6 +168,8 @@ vm_net_reattach (Vm *vm)
       if (!net_tap_attach (vm->netlink, &spec, &error))
         vm_log (vm, "NIC '%s': cannot re-attach tap %s to %s: %s", nic->section.name, tap,
                 nic->bridge, error->message);
+      else
+        uplink_carry_vlans (vm, nic, &spec.vlan);
     }
 }
 

@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include "launcher/qemu-spawn.h"
+#include "launcher/vm-agent.h"
 #include "launcher/vm-guest-health.h"
+#include "launcher/vm-storage.h"
 #include "launcher/vm.h"
 #include "net/net.h"
 
@@ -65,12 +67,16 @@ struct _Vm
   guint health_timer;
   guint health_misses;
   gint64 health_last_ok;        /* real time, us */
+  gint64 health_last_check;     /* real time, us, of the latest answer or miss; 0: none */
+  char *health_last_result;     /* "ok" or why the latest query-status missed */
   guint64 health_answers;       /* query-status answered, since the daemon started */
   char *run_status;             /* QEMU's query-status answer */
   VmGuestHealth guest;          /* watchdog, panics, unrequested run states */
+  VmStorage storage;            /* paused for a disk error: checks, resume (vm-storage.c) */
 
   GPtrArray *probes;            /* VmProbeRun of the current or last run (vm-probe.c) */
   char *probe_failure;          /* why a probe sent VM_EVENT_PROBE_FAILED */
+  VmAgent *agent;               /* guest-agent check of the current or last run (vm-agent.c) */
 
   guint backoff_timer;
   gint64 backoff_ms;
@@ -113,6 +119,8 @@ char *vm_qemu_lock_failure (Vm *vm);
 gboolean vm_qemu_spawn (Vm *vm, GError **error);
 void vm_qemu_connect (Vm *vm);
 void vm_qemu_signal (Vm *vm, int signo);
+/* TRUE when /proc/PID/stat says the QEMU is stopped by a signal (state T). */
+gboolean vm_qemu_is_stopped (Vm *vm);
 void vm_qemu_command (Vm *vm, const char *command);
 void vm_qemu_release (Vm *vm);    /* drop QMP, watches, timers of the run */
 void vm_health_start (Vm *vm);

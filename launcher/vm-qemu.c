@@ -93,6 +93,7 @@ on_qmp_event (QmpClient *client G_GNUC_UNUSED, const QmpMessage *event, gpointer
   if (vm->observer->qmp_event != NULL)
     vm->observer->qmp_event (vm, event, vm->observer_data);
   vm_guest_health_qmp_event (vm, event);
+  vm_agent_qmp_event (vm, event);
   if (strcmp (event->event, "SHUTDOWN") == 0)
     {
       JsonObject *d = event->data;
@@ -137,6 +138,19 @@ on_cont_or_status (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer
     return;
   if (reply == NULL)
     return start_failed (vm, "QMP cont failed", error);
+  /* Our predecessor died between a migration's switchover and its end: this QEMU has
+   * handed the guest over (return-path: the destination loaded it) and must never run it
+   * again.  Quit it; the daemon moves the VM's file aside. */
+  if (vm->adopting && JSON_NODE_HOLDS_OBJECT (reply)
+      && g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (reply), "status", ""),
+                    "postmigrate") == 0)
+    {
+      vm->adopting = FALSE;
+      vm_log (vm, "the adopted QEMU has migrated the guest away (postmigrate): quitting it; the guest "
+              "runs on the destination");
+      vm_migration_moved (vm, "another host");
+      return;
+    }
   /* Adopted before our predecessor's `cont` went out (it died mid-start): finish it. */
   if (vm->adopting && JSON_NODE_HOLDS_OBJECT (reply)
       && g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (reply), "status", ""),
@@ -240,6 +254,23 @@ vm_qemu_signal (Vm *vm, int signo)
     g_subprocess_send_signal (vm->inst->process, signo);
 }
 
+gboolean
+vm_qemu_is_stopped (Vm *vm)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (vm->pid <= 0)
+    return FALSE;
+  path = g_strdup_printf ("/proc/%d/stat", (int) vm->pid);
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return FALSE;
+  /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the last ')' ends it. */
+  end = strrchr (stat, ')');
+  return end != NULL && end[1] == ' ' && end[2] == 'T';
+}
+
 void
 vm_qemu_release (Vm *vm)
 {
@@ -265,6 +296,11 @@ on_health_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer d
 
   if (g_error_matches (error, QMP_ERROR, QMP_ERROR_CANCELLED))
     return;
+  vm->health_last_check = g_get_real_time ();
+  g_free (vm->health_last_result);
+  vm->health_last_result = reply != NULL && JSON_NODE_HOLDS_OBJECT (reply)
+                           ? g_strdup ("ok")
+                           : g_strdup_printf ("missed: %s", error ? error->message : "not an object");
   if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
     {
       vm->health_misses = 0;

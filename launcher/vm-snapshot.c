@@ -46,7 +46,8 @@ vm_snapshots_free (VmSnapshots *snapshots)
 gboolean
 vm_disk_takes_snapshots (const VmDisk *disk)
 {
-  return !disk->read_only && !disk->shared;
+  /* An NBD export has no folder to put an overlay file next to. */
+  return !disk->read_only && !disk->shared && disk->nbd == NULL;
 }
 
 static VmSnapshots *

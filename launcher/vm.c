@@ -58,6 +58,8 @@ vm_set_state (Vm *vm, VmState state, const char *format, ...)
   vm->state = state;
   vm_log (vm, "%s -> %s: %s", state_names[old], state_names[state], entry->reason);
   vm_probes_state_changed (vm, old);
+  vm_agent_state_changed (vm, old);
+  vm_storage_state_changed (vm);
   if (vm->observer->state_changed != NULL)
     vm->observer->state_changed (vm, old, entry->reason, vm->observer_data);
 }
@@ -111,8 +113,11 @@ vm_free (Vm *vm)
   g_free (vm->run_status);
   g_free (vm->migration_peer);
   g_free (vm->migrated_to);
+  g_free (vm->health_last_result);
   vm_guest_health_clear (&vm->guest);
+  vm_storage_clear (&vm->storage);
   vm_probes_free (vm);
+  vm_agent_free (vm);
   g_free (vm);
 }
 
@@ -297,6 +302,12 @@ enter_stop_step (Vm *vm, VmStopStep step)
       vm_qemu_command (vm, "quit");
       break;
     case VM_STOP_STEP_TERM:
+      if (vm_qemu_is_stopped (vm))
+        {
+          /* A SIGTERM waits until the process is continued: waiting for it is time lost. */
+          vm_log (vm, "QEMU pid %d is stopped (SIGSTOP): SIGTERM cannot reach it", (int) vm->pid);
+          return enter_stop_step (vm, VM_STOP_STEP_KILL);
+        }
       timeout_ms = vm->config->term_timeout_ms;
       vm_qemu_signal (vm, SIGTERM);
       break;
@@ -447,7 +458,16 @@ vm_handle_event (Vm *vm, VmEvent event)
         on_shutdown_event (vm);
       break;
     case VM_EVENT_HEALTH_TIMEOUT:
-      if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || (s == VM_STATE_MIGRATING && !vm->incoming))
+      if (s == VM_STATE_PAUSED && vm_storage_outage (vm))
+        {
+          /* QEMU's main loop may wait on the hung storage too: killing it would lose the
+           * guest that the pause is there to keep. */
+          if (!vm->storage.qmp_silent_logged)
+            vm_log (vm, "QEMU does not answer QMP while paused for a disk error (%u query-status "
+                    "missed; blocked on the storage?); not killed", vm->health_misses);
+          vm->storage.qmp_silent_logged = TRUE;
+        }
+      else if (s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || (s == VM_STATE_MIGRATING && !vm->incoming))
         {
           vm->failing = g_strdup_printf ("QEMU stopped answering QMP (%u query-status missed)",
                                          vm->health_misses);

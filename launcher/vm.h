@@ -130,6 +130,8 @@ void vm_start_incoming (Vm *vm, const char *from, VmIncomingReady ready, gpointe
 void vm_incoming_done (Vm *vm);
 void vm_incoming_abort (Vm *vm, const char *reason);
 gboolean vm_is_incoming (Vm *vm);
+/* Where the guest went (vm_migration_moved()), or NULL. */
+const char *vm_get_migrated_to (Vm *vm);
 pid_t vm_get_pid (Vm *vm);
 
 /* Everything known, for `list` (brief) and `status` (full). */

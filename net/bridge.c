@@ -279,6 +279,31 @@ bridge_ensure_uplink (NetLink *nl, const NetBridgeSpec *spec, int bridge_ifindex
     g_debug ("bridge '%s': uplink '%s' enslaved", spec->name, spec->uplink);
 }
 
+/* The bridge keeps the MAC it has now.  Left to itself, a Linux bridge takes the lowest MAC
+ * of its ports, so a guest's tap joining could change it, and every neighbour would send to
+ * the host's old MAC until its ARP entry expired: the host's own address on the bridge cut
+ * off for tens of seconds (seen here, with a migration's link over that bridge).  Setting
+ * the address, even to itself, makes the kernel leave it alone.  A warning on failure. */
+static void
+bridge_pin_mac (NetLink *nl, const char *name, GPtrArray *warnings)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(RtnlLink) link = net_link_lookup (nl, name, &local_error);
+  g_autoptr(RtnlLink) changes = NULL;
+  NlAddr *mac = link ? rtnl_link_get_addr (link) : NULL;
+
+  if (mac == NULL)
+    {
+      warn (warnings, "bridge '%s': cannot read its MAC (%s); a guest's tap may change it",
+            name, local_error ? local_error->message : "no address");
+      return;
+    }
+  changes = rtnl_link_alloc ();
+  rtnl_link_set_addr (changes, mac);
+  if (!net_link_apply (nl, link, changes, &local_error, "cannot keep the MAC of bridge '%s'", name))
+    warn (warnings, "%s; a guest's tap may change it", local_error->message);
+}
+
 gboolean
 net_bridge_ensure (NetLink *nl, const NetBridgeSpec *spec, gboolean *out_created, GPtrArray *warnings,
                    GError **error)
@@ -316,6 +341,8 @@ net_bridge_ensure (NetLink *nl, const NetBridgeSpec *spec, gboolean *out_created
 
   if (spec->uplink != NULL)
     bridge_ensure_uplink (nl, spec, info.ifindex, warnings);
+  /* After the uplink: a new bridge has taken the uplink's MAC, the usual one for a host. */
+  bridge_pin_mac (nl, spec->name, warnings);
   if (out_created != NULL)
     *out_created = created;
   return TRUE;

@@ -208,7 +208,8 @@ test_host_config_errors (void)
   g_autofree char *text = NULL;
 
   test_write_file (path, "[daemon]\nqemu-user = \nfrob = 1\n[bridge this-name-is-too-long]\n"
-                   "[bridge br0]\nmtu = 10\nuplink = a/b\n[peers]\n");
+                   "[bridge br0]\nmtu = 10\nuplink = a/b\n[peers]\n"
+                   "[migration]\nbandwidth = fast\ndowntime = 0ms\nstall-timeout = 2h\nspeed = 1\n[migration]\n");
   host = host_config_load (path, errors);
   g_assert_null (host);
   text = errors_text (errors);
@@ -221,7 +222,43 @@ test_host_config_errors (void)
                    "no '/', ':' or spaces; e.g. [bridge br0])\n"
                    "6: mtu: 10 is out of range (use a number from 68 to 65535)\n"
                    "7: uplink: \"a/b\" is not an interface name (e.g. eth0 or bond0)\n"
-                   "8: unknown section [peers] (known: [daemon], [bridge NAME], [peer])\n");
+                   "8: unknown section [peers] (known: [daemon], [bridge NAME], [peer], [migration])\n"
+                   "10: bandwidth: \"fast\" is not a whole number (use Mbit/s, a number from 0 (no cap) to 1000000)\n"
+                   "11: downtime: 0ms is out of range (use a duration from 1ms to 2000s, e.g. 50ms)\n"
+                   "12: stall-timeout: 2h is out of range (use a duration from 1s to 1h, e.g. 30s)\n"
+                   "13: speed: unknown key in [migration] (known: address, bandwidth, downtime, "
+                   "max-downtime, timeout, stall-timeout)\n"
+                   "14: [migration] appears twice (first at line 9; merge the two)\n");
+}
+
+/* [migration]: defaults, and each key read. */
+static void
+test_host_config_migration (void)
+{
+  g_autofree char *dir = test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "vmherd.conf", NULL);
+  g_autoptr(ConfigErrors) errors = config_errors_new ();
+  g_autoptr(HostConfig) defaults = NULL, host = NULL;
+
+  test_write_file (path, "[daemon]\n");
+  defaults = host_config_load (path, errors);
+  g_assert_nonnull (defaults);
+  g_assert_null (defaults->migrate_address);
+  g_assert_cmpint (defaults->migrate_bandwidth_mbit, ==, 0);
+  g_assert_cmpint (defaults->migrate_downtime_ms, ==, 50);
+  g_assert_cmpint (defaults->migrate_max_downtime_ms, ==, 1000);
+  g_assert_cmpint (defaults->migrate_timeout_ms, ==, 600000);
+  g_assert_cmpint (defaults->migrate_stall_timeout_ms, ==, 30000);
+  test_write_file (path, "[migration]\naddress = 10.1.0.1\nbandwidth = 1000\ndowntime = 30ms\n"
+                   "max-downtime = 2s\ntimeout = 5min\nstall-timeout = 10s\n");
+  host = host_config_load (path, errors);
+  g_assert_cmpuint (errors->len, ==, 0);
+  g_assert_cmpstr (host->migrate_address, ==, "10.1.0.1");
+  g_assert_cmpint (host->migrate_bandwidth_mbit, ==, 1000);
+  g_assert_cmpint (host->migrate_downtime_ms, ==, 30);
+  g_assert_cmpint (host->migrate_max_downtime_ms, ==, 2000);
+  g_assert_cmpint (host->migrate_timeout_ms, ==, 300000);
+  g_assert_cmpint (host->migrate_stall_timeout_ms, ==, 10000);
 }
 
 /* metrics-listen: an IP literal (IPv6 in brackets) and a port, else a file:line error. */
@@ -387,6 +424,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/append-literal", test_kernel_append_kept_literally);
   g_test_add_func ("/config/host", test_host_config);
   g_test_add_func ("/config/host-errors", test_host_config_errors);
+  g_test_add_func ("/config/host-migration", test_host_config_migration);
   g_test_add_func ("/config/host-missing", test_missing_host_config);
   g_test_add_func ("/config/host-metrics-listen", test_host_metrics_listen);
   g_test_add_func ("/check/host", test_host_checks);

@@ -1013,24 +1013,67 @@ test_qemu_exits_at_once (Fixture *f)
   g_assert_false (json_object_has_member (st, "qemu-stderr"));
 }
 
-/* SIGSTOP of a QEMU: QMP stops answering; the health check finds it, and the wedged QEMU is
- * killed (SIGTERM cannot reach a stopped process: SIGKILL after term-timeout) and restarted. */
+static gint64
+health_checks (Fixture *f, const char *vm)
+{
+  g_autoptr(JsonObject) st = status (f, vm);
+
+  return json_object_get_int_member (st, "health-checks");
+}
+
+/* The daemon's real time of event index, in us. */
+static gint64
+event_time (Fixture *f, guint index)
+{
+  JsonObject *ts = json_object_get_object_member (f->log->pdata[index], "timestamp");
+
+  return json_object_get_int_member (ts, "seconds") * G_USEC_PER_SEC
+         + json_object_get_int_member (ts, "microseconds");
+}
+
+/* SIGSTOP of a QEMU: QMP stops answering; the health check finds it after qmp-failures
+ * misses, and the wedged QEMU is killed (it is stopped, so SIGKILL at once: a SIGTERM
+ * would wait for a SIGCONT) and restarted.  Timed on the daemon's event stamps: found
+ * within qmp-interval x qmp-failures + qmp-timeout of the SIGSTOP, and running again
+ * within that + the kill + one start (the longer of the first start and this one).  The
+ * daemon's timers may fire a little late on a loaded machine: 100 ms are allowed for that. */
 static void
 test_qemu_wedged (Fixture *f)
 {
   g_autofree char *log_path = path_in (f, "log/wedge.log");
   g_autofree char *wedge_path = vm_file (f, "wedge");
   g_autofree char *log_text = NULL;
+  const gint64 detect_max_ms = 200 * 2 + 500 + 100;      /* FAST_HEALTH, + late timers */
+  gint64 t_stop, first_start_ms, detect_ms, kill_ms, restart_ms, one_start_ms, total_ms;
+  guint m0, i0, m, i;
   pid_t pid1, pid2;
-  guint m, i;
 
   write_in_place (wedge_path, "[vm]\nmemory = 64M\nterm-timeout = 500ms\n" FAST_HEALTH);
   daemon_start (f);
+  m0 = f->log->len;
   pid1 = start_vm (f, "wedge");
+  i0 = wait_state_event (f, m0, "wedge", "running");
+  first_start_ms = (event_time (f, i0) - event_time (f, wait_state_event (f, m0, "wedge", "starting"))) / 1000;
+  /* Past the 1 s between starts (the restart backoff) and answering: a healthy run. */
+  test_wait_until (health_checks (f, "wedge") >= 6, STATE_TIMEOUT_MS, "6 answered health checks");
 
   m = f->log->len;
+  t_stop = g_get_real_time ();
   g_assert_cmpint (kill (pid1, SIGSTOP), ==, 0);
   i = wait_state_event (f, m, "wedge", "running");
+  detect_ms = (event_time (f, wait_state_event (f, m, "wedge", "stopping")) - t_stop) / 1000;
+  kill_ms = (event_time (f, wait_state_event (f, m, "wedge", "starting"))
+             - event_time (f, wait_state_event (f, m, "wedge", "stopping"))) / 1000;
+  restart_ms = (event_time (f, i) - event_time (f, wait_state_event (f, m, "wedge", "starting"))) / 1000;
+  one_start_ms = MAX (first_start_ms, restart_ms);
+  total_ms = (event_time (f, i) - t_stop) / 1000;
+  g_test_message ("SIGSTOP: found after %" G_GINT64_FORMAT " ms (at most %" G_GINT64_FORMAT
+                  "), killed in %" G_GINT64_FORMAT " ms, started in %" G_GINT64_FORMAT " ms "
+                  "(first start %" G_GINT64_FORMAT " ms): running again after %" G_GINT64_FORMAT " ms",
+                  detect_ms, detect_max_ms, kill_ms, restart_ms, first_start_ms, total_ms);
+  g_assert_cmpint (detect_ms, <=, detect_max_ms);
+  g_assert_cmpint (kill_ms, <=, 500);
+  g_assert_cmpint (total_ms, <=, detect_max_ms + kill_ms + one_start_ms);
   g_assert_cmpstr (state_seq (f, "wedge", m, i), ==, "stopping backoff starting running");
   g_assert_cmpstr (reason_at (f, wait_state_event (f, m, "wedge", "stopping")), ==,
                    "QEMU stopped answering QMP (2 query-status missed)");
@@ -1042,7 +1085,8 @@ test_qemu_wedged (Fixture *f)
   g_assert_false (test_process_alive (pid1));
   g_assert_true (test_process_alive (pid2));
   log_text = test_read_file (log_path);
-  g_assert_nonnull (strstr (log_text, " vmherd: stop: term (next step in 500 ms)\n"));
+  g_assert_nonnull (strstr (log_text, " is stopped (SIGSTOP): SIGTERM cannot reach it\n"));
+  g_assert_null (strstr (log_text, " vmherd: stop: term "));
   g_assert_nonnull (strstr (log_text, " vmherd: stop: kill (next step in 10000 ms)\n"));
 }
 

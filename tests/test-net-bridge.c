@@ -217,6 +217,49 @@ test_uplink (void)
   g_assert_cmpuint (again->len, ==, 0);
 }
 
+/* The MAC of ifname set to text (with libnl, as the test's own namespace tool). */
+static void
+set_mac (const char *ifname, const char *text)
+{
+  struct rtnl_link *link = NULL, *changes = rtnl_link_alloc ();
+  struct nl_addr *mac = NULL;
+
+  g_assert_cmpint (nl_addr_parse (text, AF_LLC, &mac), ==, 0);
+  g_assert_cmpint (rtnl_link_get_kernel (netns_sock (), 0, ifname, &link), ==, 0);
+  rtnl_link_set_addr (changes, mac);
+  g_assert_cmpint (rtnl_link_change (netns_sock (), link, changes, 0), ==, 0);
+  nl_addr_put (mac);
+  rtnl_link_put (link);
+  rtnl_link_put (changes);
+}
+
+/* The bridge keeps its MAC (the uplink's) when a port with a lower MAC joins, as a guest's
+ * tap would: else the host's address on it would go silent until neighbours re-ARP. */
+static void
+test_mac_pinned (void)
+{
+  NetBridgeSpec spec = { .name = "br0", .uplink = "up0" };
+  g_autoptr(NetLink) nl = NULL;
+  g_autoptr(GPtrArray) warnings = NULL;
+  g_autofree char *before = NULL, *type = NULL, *after = NULL;
+
+  NETNS_TEST (FALSE);
+  netns_veth_add ("up0", "up0-peer");
+  netns_veth_add ("low0", "low0-peer");
+  set_mac ("up0", "fe:ff:ff:00:00:01");
+  set_mac ("low0", "02:00:00:00:00:01");
+  nl = open_link ();
+  warnings = ensure_ok (nl, &spec, TRUE);
+  g_assert_cmpuint (warnings->len, ==, 0);
+  before = netns_sysfs ("br0", "address");
+  g_assert_cmpstr (before, ==, "fe:ff:ff:00:00:01");
+  type = netns_sysfs ("br0", "addr_assign_type");
+  g_assert_cmpstr (type, ==, "3");   /* NET_ADDR_SET: the kernel no longer picks it */
+  netns_enslave ("low0", "br0");
+  after = netns_sysfs ("br0", "address");
+  g_assert_cmpstr (after, ==, "fe:ff:ff:00:00:01");
+}
+
 static void
 test_uplink_missing (void)
 {
@@ -374,6 +417,7 @@ main (int argc, char **argv)
   g_test_add_func ("/net/bridge/create-vlan-filtering", test_create_vlan_filtering);
   g_test_add_func ("/net/bridge/uplink", test_uplink);
   g_test_add_func ("/net/bridge/uplink-missing", test_uplink_missing);
+  g_test_add_func ("/net/bridge/mac-pinned", test_mac_pinned);
   g_test_add_func ("/net/bridge/adopt", test_adopt);
   g_test_add_func ("/net/bridge/adopt-uplink-elsewhere", test_adopt_uplink_elsewhere);
   g_test_add_func ("/net/bridge/foreign-name", test_foreign_name);
