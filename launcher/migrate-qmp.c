@@ -136,14 +136,23 @@ migrate_qmp_capabilities (const char *const *names)
   return args;
 }
 
-static gboolean
-copy_private (const char *from, const char *to, uid_t uid, gid_t gid, GError **error)
-{
-  g_autofree char *contents = NULL;
-  gsize len;
+/* The Diffie-Hellman group of a TLS server: ffdhe2048 of RFC 7919 (public, fixed, what TLS
+ * 1.3 itself uses).  Without dh-params.pem in its folder, QEMU's tls-creds-x509 server
+ * generates a fresh 2048-bit group on every object-add: 0.1 to 2+ s of CPU, at random, in the
+ * destination's prepare step (bench/FINDINGS.md). */
+static const char dh_params_pem[] =
+  "-----BEGIN DH PARAMETERS-----\n"
+  "MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz\n"
+  "+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a\n"
+  "87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7\n"
+  "YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi\n"
+  "7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD\n"
+  "ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
+  "-----END DH PARAMETERS-----\n";
 
-  if (!g_file_get_contents (from, &contents, &len, error))
-    return FALSE;
+static gboolean
+write_private (const char *to, const char *contents, gsize len, uid_t uid, gid_t gid, GError **error)
+{
   g_unlink (to);
   if (!g_file_set_contents_full (to, contents, (gssize) len, G_FILE_SET_CONTENTS_NONE, 0600, error))
     return FALSE;
@@ -154,6 +163,17 @@ copy_private (const char *from, const char *to, uid_t uid, gid_t gid, GError **e
       return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+copy_private (const char *from, const char *to, uid_t uid, gid_t gid, GError **error)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+
+  if (!g_file_get_contents (from, &contents, &len, error))
+    return FALSE;
+  return write_private (to, contents, len, uid, gid, error);
 }
 
 char *
@@ -192,6 +212,12 @@ migrate_tls_dir_create (const HostConfig *host, const char *vm_name, gboolean se
           return NULL;
         }
       if (!copy_private (from[i], path, uid, gid, error))
+        return NULL;
+    }
+  if (server)
+    {
+      g_autofree char *path = g_build_filename (dir, "dh-params.pem", NULL);
+      if (!write_private (path, dh_params_pem, sizeof dh_params_pem - 1, uid, gid, error))
         return NULL;
     }
   return g_steal_pointer (&dir);

@@ -8,10 +8,13 @@
 #include "launcher/peer-link.h"
 
 #define POLL_MS 500
+#define FIRST_POLL_MS 100              /* until the first report of an active stream */
 #define STALL_POLLS 3                  /* remaining not shrinking this many polls: escalate */
 #define PREPARE_TIMEOUT_MS 120000      /* the destination checks images and starts QEMU */
 #define FINISH_TIMEOUT_MS 60000
 #define ROLLBACK_WAIT_MS 10000
+#define FINAL_RETRY_MS 20              /* query-migrate said total-time 0: ask again after */
+#define FINAL_TRIES 10
 
 static const char *const step_names[] = { "connect", "prepare", "setup", "storage", "transfer", "switchover", "done" };
 
@@ -38,6 +41,7 @@ struct _MigrateOut
   MigrateStep step;
   gboolean was_running;
   gboolean migrate_sent;        /* `migrate` went out: a failure needs migrate_cancel */
+  gboolean setup_done;          /* capabilities, TLS, parameters set here (during prepare) */
   gboolean ending;
   char *config_text;
   char *config_path;
@@ -51,6 +55,7 @@ struct _MigrateOut
   guint subscription;
   guint poll_timer;
   gboolean poll_busy;
+  gboolean fast_polling;        /* FIRST_POLL_MS until the stream is seen active */
   gint64 started;               /* monotonic us */
   gint64 deadline;              /* monotonic us */
   gint64 downtime_limit;
@@ -60,6 +65,7 @@ struct _MigrateOut
   gint64 moved_at;              /* monotonic us when bytes last went over */
   gint64 stop_us;               /* QEMU's STOP event on the source, wall clock us; 0 */
   JsonObject *final;            /* query-migrate at completion */
+  guint final_tries;
   GError *error;                /* the failure being rolled back */
   gint64 rollback_deadline;
 };
@@ -403,6 +409,8 @@ switchover (MigrateOut *job)
                           job->cancel, on_finish_reply, job);
 }
 
+static gboolean on_final_tick (gpointer data);
+
 static void
 on_final_query (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data)
 {
@@ -417,6 +425,13 @@ on_final_query (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer da
       g_clear_pointer (&job->final, json_object_unref);
       job->final = json_object_ref (json_node_get_object (reply));
     }
+  /* QEMU 7.2 may report total-time 0 right at completion (QMP-NOTES 2.5): ask again, a
+   * moment later, a few times (the guest already runs there: this only delays the answer). */
+  if (job->final != NULL && member_int (job->final, "total-time") == 0 && ++job->final_tries < FINAL_TRIES)
+    {
+      job->poll_timer = g_timeout_add (FINAL_RETRY_MS, on_final_tick, job);
+      return;
+    }
   switchover (job);
 }
 
@@ -426,7 +441,6 @@ on_final_tick (gpointer data)
   MigrateOut *job = data;
 
   job->poll_timer = 0;
-  /* QEMU 7.2 may report total-time 0 right at completion (QMP-NOTES 2.5): ask again. */
   qmp_client_execute_async (job->qmp, "query-migrate", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
                             job->cancel, on_final_query, job);
   return G_SOURCE_REMOVE;
@@ -454,8 +468,9 @@ completed (MigrateOut *job)
         }
       return;                   /* on_qmp_event() goes on at the last BLOCK_JOB_COMPLETED */
     }
-  /* The stats first (they are only final a moment later on 7.2), then the destination. */
-  job->poll_timer = g_timeout_add (100, on_final_tick, job);
+  /* The stats first (on_final_query() asks again while 7.2 has not filled them in), then
+   * the destination. */
+  on_final_tick (job);
 }
 
 /* BLOCK_JOB_* of our mirrors. */
@@ -480,7 +495,7 @@ on_mirror_event (MigrateOut *job, const QmpMessage *event)
            && error == NULL)
     {
       if (--job->mirrors_waiting == 0)
-        job->poll_timer = g_timeout_add (100, on_final_tick, job);
+        on_final_tick (job);
     }
   else if (strcmp (event->event, "BLOCK_JOB_COMPLETED") == 0 || strcmp (event->event, "BLOCK_JOB_CANCELLED") == 0)
     fail (job, "copying disk node %s stopped: %s", device + 11, error ? error : "cancelled");
@@ -571,6 +586,8 @@ escalate (MigrateOut *job, gint64 remaining)
     }
 }
 
+static gboolean on_poll_tick (gpointer data);
+
 /* A progress line for the CLI: {"vm", "to", "status", "transferred", "remaining", "total",
  * "elapsed-ms"}; the caller adds what it knows besides. */
 static JsonObject *
@@ -596,7 +613,9 @@ progress_check (MigrateOut *job, JsonObject *p, const char *what, gint64 transfe
   const HostConfig *host = job->daemon->host;
   gint64 now = g_get_monotonic_time ();
 
-  if (job->progress != NULL)
+  /* "setup" says nothing yet (QEMU's TLS handshake): the first line is of bytes going over,
+   * soon after they start (on_migrate_sent() polls fast until then). */
+  if (job->progress != NULL && g_strcmp0 (control_json_get_string (p, "status"), "setup") != 0)
     job->progress (p, job->user_data);
   json_object_unref (p);
   if (transferred > job->last_transferred || job->moved_at == 0)
@@ -652,6 +671,12 @@ on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
   json_object_set_int_member (p, "mbps", member_int (ram, "mbps"));
   json_object_set_int_member (p, "eta-ms", mbps_bytes > 0 ? remaining * 1000 / mbps_bytes : -1);
   json_object_set_int_member (p, "downtime-limit-ms", job->downtime_limit);
+  if (job->fast_polling && strcmp (status, "setup") != 0)
+    {
+      job->fast_polling = FALSE;
+      g_clear_handle_id (&job->poll_timer, g_source_remove);
+      job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
+    }
   if (progress_check (job, p, "data", member_int (ram, "transferred"), remaining))
     return;
   if (strcmp (status, "active") == 0)
@@ -684,7 +709,8 @@ on_migrate_sent (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, cons
     return fail (job, "QMP %s: %s", failed_command, error->message);
   job->migrate_sent = TRUE;
   job->step = MIGRATE_STEP_TRANSFER;
-  job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
+  job->fast_polling = TRUE;
+  job->poll_timer = g_timeout_add (FIRST_POLL_MS, on_poll_tick, job);
 }
 
 static void
@@ -802,6 +828,16 @@ start_mirrors (MigrateOut *job)
   migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_mirrors_started, job);
 }
 
+/* Both the destination's answer (job->uri) and this QEMU's setup are in: the stream goes. */
+static void
+stream_go (MigrateOut *job)
+{
+  if (job->copy_storage && job->disk_nodes->len > 0)
+    start_mirrors (job);
+  else
+    send_migrate (job);
+}
+
 static void
 on_setup_done (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const GError *error,
                gpointer data)
@@ -811,15 +847,29 @@ on_setup_done (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const 
   if (job->ending)
     return;
   if (failed_command != NULL)
-    return fail (job, "QMP %s: %s", failed_command, error->message);
-  if (job->copy_storage && job->disk_nodes->len > 0)
-    start_mirrors (job);
-  else
-    send_migrate (job);
+    return fail (job, "QMP %s on this host's QEMU: %s", failed_command, error->message);
+  job->setup_done = TRUE;
+  if (job->uri != NULL)
+    stream_go (job);
 }
 
 static void
 start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port)
+{
+  job->step = MIGRATE_STEP_SETUP;
+  job->address = g_strdup (address);
+  job->nbd_port = nbd_port;
+  job->uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
+                                   : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
+  if (job->setup_done)
+    stream_go (job);
+}
+
+/* Capabilities, TLS and parameters of this QEMU: none depends on the destination's answer,
+ * so they are set while it prepares (it starts a QEMU: ~100 ms and more) instead of after.
+ * FALSE when it failed at once (the job may be gone then). */
+static gboolean
+start_setup (MigrateOut *job)
 {
   const HostConfig *host = job->daemon->host;
   const char *caps_plain[] = { "events", "return-path", "auto-converge", NULL };
@@ -828,14 +878,12 @@ start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port
   MigrateQmpSeq *seq;
   JsonObject *params, *del;
 
-  job->step = MIGRATE_STEP_SETUP;
-  job->address = g_strdup (address);
-  job->nbd_port = nbd_port;
-  job->uri = strchr (address, ':') ? g_strdup_printf ("tcp:[%s]:%" G_GINT64_FORMAT, address, port)
-                                   : g_strdup_printf ("tcp:%s:%" G_GINT64_FORMAT, address, port);
   job->tls_dir = migrate_tls_dir_create (host, job->name, FALSE, &error);
   if (job->tls_dir == NULL)
-    return fail (job, "%s", error->message);
+    {
+      fail (job, "%s", error->message);
+      return FALSE;
+    }
   seq = migrate_qmp_seq_new ();
   params = json_object_new ();
   del = json_object_new ();
@@ -854,6 +902,7 @@ start_stream (MigrateOut *job, const char *address, gint64 port, gint64 nbd_port
   json_object_set_string_member (params, "tls-hostname", job->to);
   migrate_qmp_seq_add (seq, "migrate-set-parameters", params, FALSE);
   migrate_qmp_seq_run (seq, job->qmp, job->cancel, on_setup_done, job);
+  return TRUE;
 }
 
 /* ---- connect and prepare ---- */
@@ -959,6 +1008,8 @@ on_connected (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer data
     return peer_client_free (peer);
   job->peer = peer;
   peer_client_set_closed_func (peer, on_peer_closed, job);
+  if (!start_setup (job))
+    return;
   if (!job->copy_storage)
     return send_prepare (job, NULL);
   json_object_set_boolean_member (flat, "flat", TRUE);

@@ -8,6 +8,8 @@
 
 #include "launcher/peer-private.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "launcher/control-proto.h"
@@ -516,6 +518,8 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   g_autoptr(GError) error = NULL;
 
   connection->refcount = 1;    /* the server's */
+  /* Small TLS records and JSON lines: no Nagle (peer-client.c says why). */
+  g_socket_set_option (g_socket_connection_get_socket (base), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   connection->server = server;
   connection->base = g_object_ref (base);
   connection->address = address_text (base);
@@ -525,15 +529,18 @@ on_incoming (GSocketService *service G_GNUC_UNUSED, GSocketConnection *base,
   g_queue_push_tail (&server->connections, connection);
   connection->link = server->connections.tail;
 
-  connection->tls = g_tls_server_connection_new (G_IO_STREAM (base),
-                                                 server->credentials->certificate, &error);
+  /* The group's CA as the database from the start (g_tls_server_connection_new() would load
+   * the system's trust store first, ~50 ms of CPU, only to have it replaced). */
+  connection->tls = g_initable_new (g_tls_backend_get_server_connection_type (g_tls_backend_get_default ()),
+                                    NULL, &error, "base-io-stream", base,
+                                    "certificate", server->credentials->certificate,
+                                    "database", server->credentials->ca,
+                                    "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED, NULL);
   if (connection->tls == NULL)
     {
       connection_refuse (connection, "cannot set up TLS: %s", error->message);
       return TRUE;
     }
-  g_object_set (connection->tls, "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED, NULL);
-  g_tls_connection_set_database (G_TLS_CONNECTION (connection->tls), server->credentials->ca);
   g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (connection->tls), FALSE);
   g_signal_connect (connection->tls, "accept-certificate", G_CALLBACK (on_accept_certificate),
                     connection);
