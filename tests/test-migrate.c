@@ -402,9 +402,10 @@ test_live_migration (void)
   r = test_run_vmherd (a->config, NULL, "migrate", "g", "b", NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_test_message ("%s", r.err);
-  g_assert_true (g_str_has_prefix (r.err, "g -> b: "));   /* progress */
-  g_assert_nonnull (strstr (r.err, "g -> b: active, pass "));
   g_assert_true (g_str_has_prefix (r.out, "g: migrated to b in "));
+  /* Progress is polled from 100 ms on: a migration that took longer showed some. */
+  if (g_ascii_strtod (r.out + strlen ("g: migrated to b in "), NULL) >= 0.3)
+    g_assert_nonnull (strstr (r.err, "g -> b: active, pass "));
   p = strstr (r.out, "downtime ");
   g_assert_nonnull (p);
   downtime = g_ascii_strtoll (p + 9, NULL, 10);
