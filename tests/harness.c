@@ -194,3 +194,40 @@ test_free_port (void)
   g_assert_no_error (error);
   return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }
+
+ControlClient *
+host_console_ready (Host *h, const char *vm, int *out_fd, char **out_seen)
+{
+  g_autoptr(JsonObject) args = json_object_new ();
+  g_autoptr(JsonNode) ret = NULL;
+  g_autoptr(GError) error = NULL;
+  ControlClient *c = control_client_connect (h->socket, &error);
+  char *seen;
+
+  g_assert_no_error (error);
+  json_object_set_string_member (args, "vm", vm);
+  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  *out_fd = control_client_get_fd (c);
+  g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
+  seen = read_until (*out_fd, "vmherd-guest: ready", 120000);
+  if (strstr (strstr (seen, "vmherd-guest: ready"), "/ # ") == NULL)
+    {
+      char *more = read_until (*out_fd, "/ # ", 60000);
+      char *all = g_strconcat (seen, more, NULL);
+      g_free (seen);
+      g_free (more);
+      seen = all;
+    }
+  if (out_seen != NULL)
+    *out_seen = seen;
+  else
+    g_free (seen);
+  return c;
+}
+
+void
+console_type (int fd, const char *text)
+{
+  g_assert_cmpint (write (fd, text, strlen (text)), ==, (gssize) strlen (text));
+}

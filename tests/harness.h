@@ -46,3 +46,11 @@ JsonObject *host_vm_status (Host *h, const char *vm);
 
 /* A TCP port nobody listens on now on 127.0.0.1 (bound to port 0, read, closed). */
 guint16 test_free_port (void);
+
+/* The guest's serial console through vmherdd (`console`), read until its shell's first
+ * prompt ("/ # ", after "vmherd-guest: ready"): input typed earlier would be flushed when
+ * the shell sets up the terminal.  *out_fd is the stream; *out_seen (nullable) all read. */
+ControlClient *host_console_ready (Host *h, const char *vm, int *out_fd, char **out_seen);
+
+/* Writes text (a command line, with its "\n") to the console. */
+void console_type (int fd, const char *text);

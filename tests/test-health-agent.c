@@ -17,6 +17,17 @@
 
 #define EVENT_WAIT_MS 90000     /* TCG guests on a loaded 2-core machine */
 
+/* The console once the shell runs, the agent having said it holds its port. */
+static ControlClient *
+agent_console_ready (Host *h, const char *vm, int *out_fd)
+{
+  g_autofree char *seen = NULL;
+  ControlClient *c = host_console_ready (h, vm, out_fd, &seen);
+
+  g_assert_nonnull (strstr (seen, "vmherd-guest: agent /dev/vport"));
+  return c;
+}
+
 /* Reads event lines until event `name` of vm with data member "state" == state arrives;
  * returns its data member. */
 static JsonObject *
@@ -35,33 +46,6 @@ expect_event (ControlClient *c, const char *vm, const char *name, const char *st
           && g_strcmp0 (json_object_get_string_member_with_default (d, "state", ""), state) == 0)
         return json_object_ref (d);
     }
-}
-
-/* The guest's serial console through vmherdd, once its shell runs. */
-static ControlClient *
-console_ready (Host *h, const char *name, int *out_fd)
-{
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-  g_autofree char *got = NULL;
-
-  g_assert_no_error (error);
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  *out_fd = control_client_get_fd (c);
-  g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
-  got = read_until (*out_fd, "vmherd-guest: ready", EVENT_WAIT_MS);
-  g_assert_nonnull (strstr (got, "vmherd-guest: agent /dev/vport"));
-  return c;
-}
-
-static void
-type (int fd, const char *command)
-{
-  g_assert_cmpint (write (fd, command, strlen (command)), ==, (gssize) strlen (command));
 }
 
 /* A host whose VM `name` boots the test guest with qemu-ga and has these [health] lines;
@@ -153,7 +137,7 @@ test_agent_report (void)
   g_assert_cmpint (json_object_get_int_member (a, "timeout-ms"), ==, 2000);
   g_assert_cmpint (json_object_get_int_member (a, "failures-before-action"), ==, 2);
   g_assert_cmpint (json_object_get_int_member (a, "grace-ms"), ==, 0);
-  console = console_ready (h, "ga", &fd);
+  console = agent_console_ready (h, "ga", &fd);
 
   /* Pinged from the start, before qemu-ga ran: those requests reach it when it starts,
    * their replies come first, and the sync skips them. */
@@ -180,7 +164,7 @@ test_agent_report (void)
   g_assert_cmpstr (metric, ==, "vmherd_vm_agent_ok{vm=\"ga\"} 1");
   g_clear_pointer (&metric, g_free);
 
-  type (fd, "killall qemu-ga\n");
+  console_type (fd, "killall qemu-ga\n");
   failing = expect_event (events, "ga", "AGENT", "failing");
   /* QEMU saw qemu-ga close the port (VSERPORT_CHANGE): the reason says so. */
   g_assert_cmpstr (json_object_get_string_member (failing, "reason"), ==,
@@ -208,7 +192,7 @@ test_agent_report (void)
 
   /* The agent again: the pings sent meanwhile wait in the channel and are answered
    * first; the sync finds the current one's reply behind them. */
-  type (fd, "vmherd-agent\n");
+  console_type (fd, "vmherd-agent\n");
   again = expect_event (events, "ga", "AGENT", "ok");
   g_clear_pointer (&after, json_object_unref);
   after = host_vm_status (h, "ga");
@@ -238,14 +222,14 @@ test_agent_restart (void)
     return;
   events = host_subscribe_events (h);
   start_vm (h, "gr");
-  console = console_ready (h, "gr", &fd);
+  console = agent_console_ready (h, "gr", &fd);
   ok = expect_event (events, "gr", "AGENT", "ok");
   before = host_vm_status (h, "gr");
   a = json_object_get_object_member (before, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "action"), ==, "restart");   /* default */
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "ok");
 
-  type (fd, "killall qemu-ga\n");
+  console_type (fd, "killall qemu-ga\n");
   backoff = expect_event (events, "gr", "STATE", "backoff");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (backoff, "reason"),
                                    "guest agent failed 2 times (no answer within 2000 ms; no "

@@ -30,25 +30,6 @@ expect_event (ControlClient *c, const char *vm, const char *name, const char *st
     }
 }
 
-/* The guest's serial console through vmherdd, once its shell runs. */
-static ControlClient *
-console_ready (Host *h, const char *name, int *out_fd)
-{
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-
-  g_assert_no_error (error);
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  *out_fd = control_client_get_fd (c);
-  g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
-  g_free (read_until (*out_fd, "vmherd-guest: ready", 90000));
-  return c;
-}
-
 static char *
 guest_vm (const char *append, const char *health)
 {
@@ -80,7 +61,7 @@ test_watchdog_reset (void)
   events = host_subscribe_events (h);
   start_vm (h, "wd");
   before = host_vm_status (h, "wd");
-  console = console_ready (h, "wd", &fd);
+  console = host_console_ready (h, "wd", &fd, NULL);
   g_assert_cmpint (write (fd, "killall watchdog\n", 17), ==, 17);
 
   fired = expect_event (events, "wd", "WATCHDOG", NULL);
@@ -124,7 +105,7 @@ test_panic_restart (void)
   start_vm (h, "p");
   before = host_vm_status (h, "p");
   g_assert_true (json_object_get_null_member (before, "last-panic"));
-  console = console_ready (h, "p", &fd);
+  console = host_console_ready (h, "p", &fd, NULL);
   g_assert_cmpint (write (fd, "echo c > /proc/sysrq-trigger\n", 29), ==, 29);
 
   panic = expect_event (events, "p", "PANIC", NULL);

@@ -64,30 +64,6 @@ probe_of (JsonObject *st, guint i)
   return json_array_get_object_element (json_object_get_array_member (st, "probes"), i);
 }
 
-static ControlClient *
-console_ready (Host *h, const char *name, int *out_fd)
-{
-  g_autoptr(JsonObject) args = json_object_new ();
-  g_autoptr(JsonNode) ret = NULL;
-  g_autoptr(GError) error = NULL;
-  ControlClient *c = control_client_connect (h->socket, &error);
-
-  g_assert_no_error (error);
-  json_object_set_string_member (args, "vm", name);
-  ret = control_client_call (c, "console", args, 5000, NULL, NULL, NULL, &error);
-  g_assert_no_error (error);
-  *out_fd = control_client_get_fd (c);
-  g_assert_cmpint (write (*out_fd, "", 1), ==, 1);   /* the 0x00 that starts the stream */
-  g_free (read_until (*out_fd, "vmherd-guest: ready", WAIT_MS));
-  return c;
-}
-
-static void
-type (int fd, const char *command)
-{
-  g_assert_cmpint (write (fd, command, strlen (command)), ==, (gssize) strlen (command));
-}
-
 static void
 test_guest_service_stops (void)
 {
@@ -112,13 +88,13 @@ test_guest_service_stops (void)
   sh ("ip addr add 10.89.0.1/24 dev brp0");
   events = host_subscribe_events (h);
   start_vm (h, "svc");
-  console = console_ready (h, "svc", &fd);
+  console = host_console_ready (h, "svc", &fd, NULL);
   ok1 = expect_event (events, "PROBE", REPORT_PROBE, "state", "ok");
   ok2 = expect_event (events, "PROBE", RESTART_PROBE, "state", "ok");
   before = host_vm_status (h, "svc");
 
   /* action=report: failing after 3 misses, reported, nothing restarted. */
-  type (fd, "kill $(cat /run/tcp-5000.pid)\n");
+  console_type (fd, "kill $(cat /run/tcp-5000.pid)\n");
   report = expect_event (events, "PROBE", REPORT_PROBE, "state", "failing");
   g_assert_cmpstr (json_object_get_string_member (report, "reason"), ==,
                    "failed 3 times in a row (connection refused)");
@@ -132,7 +108,7 @@ test_guest_service_stops (void)
   g_assert_cmpstr (json_object_get_string_member (probe_of (st, 1), "state"), ==, "ok");
 
   /* action=restart: failing after 3 misses ends the run; a new QEMU starts. */
-  type (fd, "kill $(cat /run/tcp-5001.pid)\n");
+  console_type (fd, "kill $(cat /run/tcp-5001.pid)\n");
   restart = expect_event (events, "PROBE", RESTART_PROBE, "state", "failing");
   g_assert_cmpstr (json_object_get_string_member (restart, "reason"), ==,
                    "failed 3 times in a row (connection refused)");
