@@ -20,10 +20,10 @@ PKGS       := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-
 CLI_PKGS   := libedit
 # vmherd links only what it uses (no libnl, libsoup; libedit is dlopen'ed by the QMP console):
 # each library costs every command's exec time (bench/FINDINGS.md).
-# gnutls: `check` compares the [peer] key with its certificate (host-peer-check.c).
-CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih gnutls
+# (gnutls, for the [peer] certificate checks, is dlopen'ed too: host-peer-check.c.)
+CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih
 # vmherdd links no libsoup either: the metrics endpoint dlopens it (daemon-metrics-soup.c).
-DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih gnutls
+DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih
 
 ifeq ($(SANITIZE),1)
 B          ?= build-san

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <string.h>
@@ -53,6 +54,57 @@ read_file (PeerCheck *pc, const char *key, const char *path, const char *hint)
   return g_bytes_new_take (data, length);
 }
 
+/* GnuTLS, loaded on first use: linked, it and the ten libraries it pulls in would cost
+ * vmherdd 2.4 MB of RSS and every `vmherd` command its exec time (bench/FINDINGS.md),
+ * for a check that runs at `check` and daemon start only. */
+#define PEER_GNUTLS_SONAME "libgnutls.so.30"
+
+static struct
+{
+  __typeof__ (gnutls_x509_crt_init) *crt_init;
+  __typeof__ (gnutls_x509_crt_deinit) *crt_deinit;
+  __typeof__ (gnutls_x509_crt_import) *crt_import;
+  __typeof__ (gnutls_x509_crt_get_key_id) *crt_get_key_id;
+  __typeof__ (gnutls_x509_crt_get_key_purpose_oid) *crt_get_key_purpose_oid;
+  __typeof__ (gnutls_x509_privkey_init) *privkey_init;
+  __typeof__ (gnutls_x509_privkey_deinit) *privkey_deinit;
+  __typeof__ (gnutls_x509_privkey_import) *privkey_import;
+  __typeof__ (gnutls_x509_privkey_get_key_id) *privkey_get_key_id;
+} gtls;
+
+static gboolean
+gnutls_load (void)
+{
+  static int loaded = -1;
+  void *lib;
+
+  if (loaded >= 0)
+    return loaded;
+  loaded = FALSE;
+  lib = dlopen (PEER_GNUTLS_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  if (lib == NULL)
+    {
+      g_message ("peer certificates: cannot load %s (%s): the key and usages are not checked",
+                 PEER_GNUTLS_SONAME, dlerror ());
+      return FALSE;
+    }
+#define LOAD(field, symbol) \
+  if ((gtls.field = (__typeof__ (gtls.field)) dlsym (lib, #symbol)) == NULL) \
+    return FALSE;
+  LOAD (crt_init, gnutls_x509_crt_init);
+  LOAD (crt_deinit, gnutls_x509_crt_deinit);
+  LOAD (crt_import, gnutls_x509_crt_import);
+  LOAD (crt_get_key_id, gnutls_x509_crt_get_key_id);
+  LOAD (crt_get_key_purpose_oid, gnutls_x509_crt_get_key_purpose_oid);
+  LOAD (privkey_init, gnutls_x509_privkey_init);
+  LOAD (privkey_deinit, gnutls_x509_privkey_deinit);
+  LOAD (privkey_import, gnutls_x509_privkey_import);
+  LOAD (privkey_get_key_id, gnutls_x509_privkey_get_key_id);
+#undef LOAD
+  loaded = TRUE;
+  return TRUE;
+}
+
 /* What the certificate's extended key usage lacks of serverAuth and clientAuth ("" when
  * it has both or sets no EKU at all, which allows every use). */
 static const char *
@@ -65,7 +117,7 @@ missing_usage (gnutls_x509_crt_t crt)
       char oid[128];
       size_t size = sizeof oid;
 
-      if (gnutls_x509_crt_get_key_purpose_oid (crt, i, oid, &size, NULL) < 0)
+      if (gtls.crt_get_key_purpose_oid (crt, i, oid, &size, NULL) < 0)
         break;
       any = TRUE;
       server |= strcmp (oid, GNUTLS_KP_TLS_WWW_SERVER) == 0 || strcmp (oid, GNUTLS_KP_ANY) == 0;
@@ -94,23 +146,25 @@ key_matches (GBytes *cert_pem, GBytes *key_pem, const char **out_missing)
   KeyCheck result = KEY_DIFFERENT;
 
   *out_missing = "";
-  if (gnutls_x509_crt_init (&crt) < 0 || gnutls_x509_privkey_init (&key) < 0)
+  if (!gnutls_load ())
+    return KEY_MATCH;           /* not checked: said once in the log */
+  if (gtls.crt_init (&crt) < 0 || gtls.privkey_init (&key) < 0)
     goto out;
-  if (gnutls_x509_crt_import (crt, &c, GNUTLS_X509_FMT_PEM) < 0)
+  if (gtls.crt_import (crt, &c, GNUTLS_X509_FMT_PEM) < 0)
     result = KEY_BAD_CERT;
-  else if (gnutls_x509_privkey_import (key, &k, GNUTLS_X509_FMT_PEM) < 0)
+  else if (gtls.privkey_import (key, &k, GNUTLS_X509_FMT_PEM) < 0)
     result = KEY_BAD_KEY;
-  else if (gnutls_x509_crt_get_key_id (crt, GNUTLS_KEYID_USE_SHA256, cert_id, &cert_len) >= 0
-           && gnutls_x509_privkey_get_key_id (key, GNUTLS_KEYID_USE_SHA256, key_id, &key_len) >= 0
+  else if (gtls.crt_get_key_id (crt, GNUTLS_KEYID_USE_SHA256, cert_id, &cert_len) >= 0
+           && gtls.privkey_get_key_id (key, GNUTLS_KEYID_USE_SHA256, key_id, &key_len) >= 0
            && cert_len == key_len && memcmp (cert_id, key_id, cert_len) == 0)
     result = KEY_MATCH;
   if (result != KEY_BAD_CERT)
     *out_missing = missing_usage (crt);
 out:
   if (crt != NULL)
-    gnutls_x509_crt_deinit (crt);
+    gtls.crt_deinit (crt);
   if (key != NULL)
-    gnutls_x509_privkey_deinit (key);
+    gtls.privkey_deinit (key);
   return result;
 }
 
