@@ -683,16 +683,21 @@ on_poll_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
     escalate (job, remaining);
 }
 
+static void on_jobs_reply (GObject *source, GAsyncResult *result, gpointer data);
+
+/* One poll at a time: of the disk mirrors while they copy, of the memory stream after. */
 static gboolean
 on_poll_tick (gpointer data)
 {
   MigrateOut *job = data;
+  gboolean storage = job->step == MIGRATE_STEP_STORAGE;
 
   if (!job->poll_busy)
     {
       job->poll_busy = TRUE;
-      qmp_client_execute_async (job->qmp, "query-migrate", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
-                                job->cancel, on_poll_reply, job);
+      qmp_client_execute_async (job->qmp, storage ? "query-block-jobs" : "query-migrate", NULL, NULL, 0,
+                                MIGRATE_QMP_TIMEOUT_MS, job->cancel,
+                                storage ? on_jobs_reply : on_poll_reply, job);
     }
   return G_SOURCE_CONTINUE;
 }
@@ -754,20 +759,6 @@ on_jobs_reply (GObject *source G_GNUC_UNUSED, GAsyncResult *result, gpointer dat
                   total - done);
 }
 
-static gboolean
-on_storage_tick (gpointer data)
-{
-  MigrateOut *job = data;
-
-  if (!job->poll_busy)
-    {
-      job->poll_busy = TRUE;
-      qmp_client_execute_async (job->qmp, "query-block-jobs", NULL, NULL, 0, MIGRATE_QMP_TIMEOUT_MS,
-                                job->cancel, on_jobs_reply, job);
-    }
-  return G_SOURCE_CONTINUE;
-}
-
 static void
 on_mirrors_started (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, const GError *error,
                     gpointer data)
@@ -780,7 +771,7 @@ on_mirrors_started (JsonNode *reply G_GNUC_UNUSED, const char *failed_command, c
     return fail (job, "QMP %s: %s", failed_command, error->message);
   job->moved_at = 0;
   job->last_transferred = 0;
-  job->poll_timer = g_timeout_add (POLL_MS, on_storage_tick, job);
+  job->poll_timer = g_timeout_add (POLL_MS, on_poll_tick, job);
 }
 
 static void
