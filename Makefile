@@ -99,7 +99,8 @@ $(B)/tests/test-%: $(B)/tests/test-%.o $(LIB_TESTUTIL) $(ALL_LIBS)
 VMHERD_GUEST_DIR ?= /var/tmp/vmherd-guest
 export VMHERD_GUEST_DIR
 TEST_ENV := VMHERD_BUILDDIR=$(abspath $(B)) VMHERD_SRCDIR=$(abspath .) G_DEBUG=fatal-warnings \
-            ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+            ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 PROVE    ?= prove
 PROVE_FLAGS ?=
 
