@@ -9,6 +9,7 @@
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/vmherd
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 SYSTEMDUNITDIR ?= /lib/systemd/system
@@ -22,6 +23,10 @@ CLI_PKGS   := libedit
 # each library costs every command's exec time (bench/FINDINGS.md).
 # (gnutls, for the [peer] certificate checks, is dlopen'ed too: host-peer-check.c.)
 CLI_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 inih
+# The `vmherd` operators type is a front (launcher/front-main.c) that links GLib and libinih
+# alone and answers start, stop, restart, reset, pause and resume; it execs vmherd-full
+# (LIBEXECDIR) for everything else.
+FRONT_LINK_PKGS := glib-2.0 inih
 # vmherdd links no libsoup either: the metrics endpoint dlopens it (daemon-metrics-soup.c).
 DAEMON_LINK_PKGS := glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libnl-3.0 libnl-route-3.0 inih
 
@@ -37,10 +42,12 @@ VERSION    ?= 0.1.0
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS := -std=gnu11 $(WARN) $(SAN) -I. $(shell $(PKG_CONFIG) --cflags $(PKGS) $(CLI_PKGS)) \
-              -DVMHERD_VERSION='"$(VERSION)"' -DVMHERD_SYSCONFDIR='"$(SYSCONFDIR)"' $(CFLAGS)
+              -DVMHERD_VERSION='"$(VERSION)"' -DVMHERD_SYSCONFDIR='"$(SYSCONFDIR)"' \
+              -DVMHERD_LIBEXECDIR='"$(LIBEXECDIR)"' $(CFLAGS)
 LIBS       := $(shell $(PKG_CONFIG) --libs $(PKGS))
 CLI_LIBS   := $(shell $(PKG_CONFIG) --libs $(CLI_LINK_PKGS))
 DAEMON_LIBS := $(shell $(PKG_CONFIG) --libs $(DAEMON_LINK_PKGS))
+FRONT_LIBS := $(shell $(PKG_CONFIG) --libs $(FRONT_LINK_PKGS))
 ALL_LDFLAGS:= $(SAN) $(LDFLAGS)
 
 # Each module is a static library; launcher/ may use the other three, never the reverse.
@@ -58,7 +65,7 @@ LIB_LAUNCHER := $(B)/libvmherd-launcher.a
 LIB_TESTUTIL := $(B)/libvmherd-testutil.a
 ALL_LIBS     := $(LIB_LAUNCHER) $(LIB_IMAGES) $(LIB_NET) $(LIB_QMP)
 
-BINS := $(B)/vmherdd $(B)/vmherd
+BINS := $(B)/vmherdd $(B)/vmherd $(B)/vmherd-full
 
 TEST_SRC   := $(filter-out $(TESTUTIL_SRC),$(wildcard tests/test-*.c))
 TESTS      := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
@@ -81,8 +88,11 @@ $(B)/lib%.a:
 $(B)/vmherdd: $(B)/launcher/daemon-main.o $(ALL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS)
 
-$(B)/vmherd: $(B)/launcher/ctl-main.o $(ALL_LIBS)
+$(B)/vmherd-full: $(B)/launcher/ctl-main.o $(ALL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLI_LIBS)
+
+$(B)/vmherd: $(B)/launcher/front-main.o $(LIB_LAUNCHER)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(FRONT_LIBS)
 
 # A module's tests link that module alone, so a call back into launcher/ fails to link.
 $(B)/tests/test-qmp-%: $(B)/tests/test-qmp-%.o $(LIB_TESTUTIL) $(LIB_QMP)
@@ -114,7 +124,8 @@ UML_B    := build
 TEST_ENV += VMHERD_UML_BUILDDIR=$(abspath $(UML_B))
 check: uml-plain
 uml-plain:
-	$(MAKE) SANITIZE= B=$(UML_B) $(UML_B)/vmherdd $(UML_B)/vmherd $(UML_B)/tests/test-guest-vlan
+	$(MAKE) SANITIZE= B=$(UML_B) $(UML_B)/vmherdd $(UML_B)/vmherd $(UML_B)/vmherd-full \
+	  $(UML_B)/tests/test-guest-vlan
 .PHONY: uml-plain
 endif
 
@@ -137,6 +148,8 @@ install: $(BINS)
 	           $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/vmherd/vms.d
 	install -m 755 $(B)/vmherdd $(DESTDIR)$(SBINDIR)/vmherdd
 	install -m 755 $(B)/vmherd $(DESTDIR)$(BINDIR)/vmherd
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 755 $(B)/vmherd-full $(DESTDIR)$(LIBEXECDIR)/vmherd-full
 	install -m 755 tools/vmherd-pki $(DESTDIR)$(SBINDIR)/vmherd-pki
 	install -m 644 docs/vmherd.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/vmherd.conf.5 docs/vmherd-vm.conf.5 $(DESTDIR)$(MANDIR)/man5/
