@@ -123,6 +123,20 @@ canonical (const char *request)
   return json_to_string (node, FALSE);
 }
 
+/* A listening unix socket at path (replacing any file there). */
+static int
+listen_at (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_unlink (path);
+  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
+  g_assert_cmpint (bind (fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  g_assert_cmpint (listen (fd, 1), ==, 0);
+  return fd;
+}
+
 typedef struct
 {
   TestRun run;
@@ -136,16 +150,11 @@ run_against (const char *program, const char *dir, const Script *script, const c
   g_autofree char *conf = g_build_filename (dir, "vmherd.conf", NULL);
   g_autofree char *path = g_build_filename (dir, "control", NULL);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
   FakeDaemon fake = { .script = script };
   GThread *thread;
   Outcome outcome;
 
-  g_unlink (path);
-  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  fake.listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  g_assert_cmpint (bind (fake.listen_fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
-  g_assert_cmpint (listen (fake.listen_fd, 1), ==, 0);
+  fake.listen_fd = listen_at (path);
   thread = g_thread_new ("fake-vmherdd", fake_daemon_serve, &fake);
 
   g_ptr_array_add (argv, bin);
@@ -257,7 +266,6 @@ test_start_loads_no_json_glib (void)
   g_autofree char *path = g_build_filename (dir, "control", NULL);
   g_autofree char *bin = test_build_path ("vmherd");
   const char *argv[] = { bin, "--config", conf, "start", "ioc1", NULL };
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *maps_path = NULL, *maps = NULL;
@@ -265,10 +273,7 @@ test_start_loads_no_json_glib (void)
   char c;
 
   test_write_file (conf, "[daemon]\ncontrol-socket = control\n");
-  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
-  listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  g_assert_cmpint (bind (listen_fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
-  g_assert_cmpint (listen (listen_fd, 1), ==, 0);
+  listen_fd = listen_at (path);
   proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
                             &error);
   g_assert_no_error (error);
