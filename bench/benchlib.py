@@ -163,6 +163,15 @@ def cpu_ticks(pid):
         return None
 
 
+def cpu_ns(pid):
+    """Time pid has run on a CPU, in ns (/proc/PID/schedstat); 0 when gone."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def status_kb(pid, key):
     """A kB field of /proc/PID/status (VmRSS, VmHWM, ...), or None."""
     try:
@@ -801,6 +810,22 @@ class Libvirt:
         kill_and_wait([p for p in pids if p], 10)
         for n in names:
             self.created.discard(n)
+        self.settle()
+
+    def settle(self, window=0.05, limit=3.0):
+        """Waits until libvirtd and virtlogd use under 2 % of a core over a window: their
+        cleanup runs on after `virsh destroy` returns and would slow whatever the benchmark
+        times next (in start-one, the variant after virsh was 1.15x bare with it, 1.07x
+        without libvirt).  At most limit seconds."""
+        pids = [p.pid for p in (self.libvirtd, self.virtlogd) if p is not None and p.poll() is None]
+        deadline = time.monotonic() + limit
+        before = sum(cpu_ns(p) for p in pids)
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = sum(cpu_ns(p) for p in pids)
+            if now - before < window * 1e9 * 0.02:
+                return
+            before = now
 
     def stop(self):
         if self.libvirtd is not None and self.libvirtd.poll() is None and self.created:
