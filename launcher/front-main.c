@@ -151,6 +151,12 @@ read_answer (Call *call)
             return take_answer (call, line, line + length);
           /* Events and progress lines: the full tool prints none for these commands. */
         }
+      if (call->in->len > CONTROL_MAX_ANSWER_LENGTH)
+        {
+          fprintf (stderr, "vmherdd at %s sent a bad line: longer than %d bytes\n", call->path,
+                   CONTROL_MAX_ANSWER_LENGTH);
+          return EXIT_FAILED;
+        }
       got = recv (call->fd, chunk, sizeof chunk, MSG_DONTWAIT);
       if (got > 0)
         g_string_append_len (call->in, chunk, got);
