@@ -913,6 +913,40 @@ def rotate(items, k):
     return items[k:] + items[:k]
 
 
+def run_phases(phases, n, warmup, unit):
+    """Runs each phase, a list of (key, function returning seconds), for n rounds (after one
+    warm-up round, not counted, when warmup), its variants in a rotated order each round; the
+    phases one after the other.  libvirt gets a phase of its own ([("bare-virsh", bare),
+    ("virsh", virsh)]): its cleanup after a domain slowed whatever variant ran next, and a
+    rotation keeps the cyclic order, so that was always the same one (bench/FINDINGS.md, 1.).
+    A "virsh" that raises RuntimeError or TimeoutExpired is left out from then on, and
+    "bare-virsh" with it.  unit: "ms" or "s", for the log.  Returns ({key: [seconds]}, why
+    libvirt was left out or None)."""
+    res = {k: [] for phase in phases for k, _ in phase}
+    dropped = None
+    scale, fmt = (1e3, "%s %.1f ms") if unit == "ms" else (1.0, "%s %.2f s")
+    for phase in phases:
+        for r in range(-1 if warmup else 0, n):
+            for k, f in rotate(phase, max(r, 0)):
+                if dropped and k in ("virsh", "bare-virsh"):
+                    continue
+                try:
+                    t = f()
+                except (subprocess.TimeoutExpired, RuntimeError) as e:
+                    if k != "virsh":
+                        raise
+                    dropped = "left out from round %d on: %s" % (r + 1, e)
+                    log("libvirt " + dropped)
+                    res["bare-virsh"] = res["bare-virsh"][:len(res["virsh"])]
+                    continue
+                if r >= 0:
+                    res[k].append(t)
+            if r >= 0:
+                log("round %d/%d: %s" % (r + 1, n, ", ".join(fmt % (k, res[k][-1] * scale)
+                                                             for k, _ in phase if res[k])))
+    return res, dropped
+
+
 def rounds(default):
     return int(os.environ.get("VMHERD_BENCH_ROUNDS", default))
 
