@@ -4,7 +4,9 @@
  * bridge on VLAN 10, ping reaches both VLAN-10 guests and not the VLAN-20 guest, which a
  * namespace on VLAN 20 does reach (so it is up, and only the VLAN keeps the first out).
  * The bridge's uplink, a veth to a namespace standing for the site's switch, carries the
- * guests' VLANs tagged: a VLAN-10 interface there reaches b10, not c20.
+ * guests' VLANs tagged: a VLAN-10 interface there reaches b10, not c20.  Then a10
+ * live-migrates to a second vmherdd (host b, in its own namespace, its bridge joined to the
+ * first by a VLAN trunk) and keeps its VLAN there: VLAN 10 reaches it, VLAN 20 does not.
  *
  * Where: the CI hosts' kernel has no bridge VLAN filtering, so the test runs inside
  * User-mode Linux (Debian's user-mode-linux package: a Linux 6.1 kernel that runs as a
@@ -105,12 +107,13 @@ namespace_on_vlan (const char *name, const char *bridge, int vlan, const char *a
   sh (cmd);
 }
 
-/* The VLANs of a bridge port, from `bridge -j vlan show dev PORT`: "10PU" is VLAN 10 as
+/* The VLANs of a bridge port (in namespace ns, nullable), from `bridge -j vlan show dev PORT`: "10PU" is VLAN 10 as
  * PVID, egress untagged; "1PU 10 20" adds 10 and 20, tagged. */
 static char *
-port_vlans (const char *port)
+port_vlans_in (const char *ns, const char *port)
 {
-  g_autofree char *cmd = g_strdup_printf ("bridge -j vlan show dev %s", port);
+  g_autofree char *cmd = g_strdup_printf ("%s%s%sbridge -j vlan show dev %s", ns ? "ip netns exec " : "",
+                                          ns ? ns : "", ns ? " " : "", port);
   const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
   TestRun r = test_run (argv, NULL);
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -145,16 +148,28 @@ port_vlans (const char *port)
   return g_string_free (out, FALSE);
 }
 
+static char *
+port_vlans (const char *port)
+{
+  return port_vlans_in (NULL, port);
+}
+
 /* The tap of vm's NIC "lan" has exactly VLAN vlan, as its PVID, untagged (the kernel's
  * default VLAN 1 removed). */
 static void
-assert_tap_vlan (const char *vm, int vlan)
+assert_tap_vlan_in (const char *ns, const char *vm, int vlan)
 {
   g_autofree char *tap = net_tap_name (vm, "lan");
-  g_autofree char *have = port_vlans (tap);
+  g_autofree char *have = port_vlans_in (ns, tap);
   g_autofree char *want = g_strdup_printf ("%dPU", vlan);
 
   g_assert_cmpstr (have, ==, want);
+}
+
+static void
+assert_tap_vlan (const char *vm, int vlan)
+{
+  assert_tap_vlan_in (NULL, vm, vlan);
 }
 
 static char *
@@ -169,13 +184,64 @@ vm_file (const char *ip, int vlan)
                           kernel, initrd, ip, vlan);
 }
 
+/* [peer] of host name (a: 10.90.0.1, b: 10.90.0.2, on the management link), certificates
+ * from pki, the other host as its peer. */
+static char *
+peer_config (const char *pki, const char *name)
+{
+  const char *other = strcmp (name, "a") == 0 ? "b" : "a";
+
+  return g_strdup_printf ("[peer]\nname = %1$s\nlisten = 10.90.0.%3$d:7480\nca = %2$s/ca-cert.pem\n"
+                          "cert = %2$s/%1$s-cert.pem\nkey = %2$s/%1$s-key.pem\n"
+                          "host = %4$s 10.90.0.%5$d:7480\n", name, pki, name[0] - 'a' + 1, other,
+                          other[0] - 'a' + 1);
+}
+
+/* Host b, in namespace vlb: its own bridge brv0 with VLAN filtering, whose uplink is a
+ * veth trunk to host a's brv0 (VLANs 10 and 20 tagged on a's end), and a management link
+ * to host a that carries the peer link and the migration stream.  a10 moves there and
+ * keeps its VLAN: its tap on b is on VLAN 10 alone, b's uplink carries 10, the namespace on
+ * VLAN 10 reaches it through the trunk, the one on VLAN 20 still does not. */
+static void
+migrate_keeps_vlan (Host *a, const char *pki)
+{
+  g_autofree char *b_peer = peer_config (pki, "b");
+  g_autofree char *b_config = NULL, *b_uplink = NULL, *bin = test_build_path ("vmherd");
+  const char *argv[] = { bin, "--config", a->config, "migrate", "a10", "b", NULL };
+  TestRun r;
+  Host *b;
+
+  sh ("ip link add vltr-a type veth peer name vltr-b netns vlb && ip link set vltr-a master brv0"
+      " && bridge vlan add dev vltr-a vid 10 && bridge vlan add dev vltr-a vid 20"
+      " && ip link set vltr-a up && ip -n vlb link set vltr-b up");
+  b_config = g_strdup_printf ("[bridge brv0]\nvlan-filtering = yes\nuplink = vltr-b\n%s", b_peer);
+  b = host_new (b_config);
+  b->netns = g_strdup ("vlb");
+  host_restart_daemon (b);
+
+  r = test_run (argv, NULL);
+  g_test_message ("vmherd migrate a10 b: %s%s", r.out, r.err);
+  g_assert_cmpint (r.status, ==, 0);
+  test_run_clear (&r);
+
+  assert_tap_vlan_in ("vlb", "a10", 10);
+  b_uplink = port_vlans_in ("vlb", "vltr-b");
+  g_assert_cmpstr (b_uplink, ==, "1PU 10");
+  wait_for_ping ("vlt10", "10.89.0.2", 10);
+  g_assert_cmpint (ping_from ("vlt20", "10.89.0.2", 2), !=, 0);
+}
+
 static void
 test_vlans_inside (void)
 {
   g_autofree char *a10 = vm_file ("10.89.0.2/24", 10);
   g_autofree char *b10 = vm_file ("10.89.0.3/24", 10);
   g_autofree char *c20 = vm_file ("10.89.0.4/24", 20);
-  g_autofree char *uplink_vlans = NULL;
+  g_autofree char *uplink_vlans = NULL, *a_config = NULL, *a_peer = NULL;
+  g_autofree char *pki = g_dir_make_tmp ("vmherd-pki-XXXXXX", NULL);
+  g_autofree char *pki_tool = test_src_path ("tools/vmherd-pki");
+  g_autofree char *make_pki = g_strdup_printf ("%1$s ca %2$s && %1$s host %2$s a 10.90.0.1 && "
+                                               "%1$s host %2$s b 10.90.0.2", pki_tool, pki);
   Host *h;
 
   /* The uplink: a veth whose far end, in namespace vlup, stands for the site's network
@@ -185,8 +251,16 @@ test_vlans_inside (void)
       " && ip -n vlup link set vlup-in up"
       " && ip -n vlup link add link vlup-in name vlup-in.10 type vlan id 10"
       " && ip -n vlup link set vlup-in.10 up && ip -n vlup addr add 10.89.0.30/24 dev vlup-in.10");
-  h = host_start_with ("[bridge brv0]\nvlan-filtering = yes\nuplink = vlup-br\n", "a10", a10,
-                       "b10", b10, "c20", c20, NULL);
+  /* Host b's namespace and the management link between the two hosts (see
+   * migrate_keeps_vlan), which must be there before a's vmherdd listens on it. */
+  sh (make_pki);
+  sh ("ip netns add vlb && ip -n vlb link set lo up"
+      " && ip link add vlm-a type veth peer name vlm-b netns vlb"
+      " && ip addr add 10.90.0.1/24 dev vlm-a && ip link set vlm-a up"
+      " && ip -n vlb addr add 10.90.0.2/24 dev vlm-b && ip -n vlb link set vlm-b up");
+  a_peer = peer_config (pki, "a");
+  a_config = g_strdup_printf ("[bridge brv0]\nvlan-filtering = yes\nuplink = vlup-br\n%s", a_peer);
+  h = host_start_with (a_config, "a10", a10, "b10", b10, "c20", c20, NULL);
 
   start_vm (h, "a10");
   start_vm (h, "b10");
@@ -211,6 +285,8 @@ test_vlans_inside (void)
   g_assert_cmpint (ping_from ("vlt20", "10.89.0.2", 2), !=, 0);
   g_assert_cmpint (ping_from ("vlup", "10.89.0.4", 2), !=, 0);
   wait_for_ping ("vlt10", "10.89.0.2", 5);     /* and the first still answers */
+
+  migrate_keeps_vlan (h, pki);
 }
 
 /* ---- on the host: UML around it ---- */
