@@ -225,6 +225,7 @@ daemon_new (const DaemonOptions *options, GError **error)
 {
   g_autoptr(ConfigErrors) errors = config_errors_new ();
   g_autoptr(Daemon) daemon = g_new0 (Daemon, 1);
+  g_autofree char *probe_cache = NULL;
 
   daemon->options = *options;
   daemon->config_path = g_strdup (options->config_path);
@@ -243,9 +244,6 @@ daemon_new (const DaemonOptions *options, GError **error)
                    errors->len > 1 ? ", and more" : "");
       return NULL;
     }
-  daemon->probe = qemu_probe_run (daemon->host->qemu, error);
-  if (daemon->probe == NULL)
-    return NULL;
   if (g_mkdir_with_parents (daemon->host->run_dir, 0755) < 0
       || g_mkdir_with_parents (daemon->host->state_dir, 0755) < 0
       || g_mkdir_with_parents (daemon->host->log_dir, 0755) < 0)
@@ -255,6 +253,10 @@ daemon_new (const DaemonOptions *options, GError **error)
                    g_strerror (errno));
       return NULL;
     }
+  probe_cache = g_build_filename (daemon->host->state_dir, "qemu-probe", NULL);
+  daemon->probe = qemu_probe_run_cached (daemon->host->qemu, probe_cache, error);
+  if (daemon->probe == NULL)
+    return NULL;
   return g_steal_pointer (&daemon);
 }
 

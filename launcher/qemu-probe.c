@@ -2,7 +2,10 @@
 #include "launcher/qemu-probe.h"
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void
 qemu_probe_free (QemuProbe *probe)
@@ -49,13 +52,13 @@ qemu_probe_parse (const char *help, gboolean vhost_net, GError **error)
   return g_steal_pointer (&probe);
 }
 
-QemuProbe *
-qemu_probe_run (const char *qemu, GError **error)
+/* The output of `qemu -machine help`, or NULL. */
+static char *
+machine_help (const char *qemu, GError **error)
 {
   const char *argv[] = { qemu, "-machine", "help", NULL };
   g_autoptr(GSubprocess) proc = NULL;
   g_autofree char *out = NULL;
-  QemuProbe *probe;
 
   proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
                             error);
@@ -70,10 +73,72 @@ qemu_probe_run (const char *qemu, GError **error)
                    qemu);
       return NULL;
     }
-  probe = qemu_probe_parse (out, g_file_test ("/dev/vhost-net", G_FILE_TEST_EXISTS), error);
+  return g_steal_pointer (&out);
+}
+
+static QemuProbe *
+probe_from (const char *qemu, const char *help, GError **error)
+{
+  QemuProbe *probe = qemu_probe_parse (help, g_file_test ("/dev/vhost-net", G_FILE_TEST_EXISTS), error);
+
   if (probe == NULL)
     g_prefix_error (error, "%s: ", qemu);
   return probe;
+}
+
+QemuProbe *
+qemu_probe_run (const char *qemu, GError **error)
+{
+  g_autofree char *help = machine_help (qemu, error);
+
+  return help != NULL ? probe_from (qemu, help, error) : NULL;
+}
+
+/* The first line of the cache: which file the output came from. */
+static char *
+binary_identity (const char *qemu)
+{
+  struct stat st;
+
+  if (stat (qemu, &st) < 0)
+    return NULL;
+  return g_strdup_printf ("vmherd qemu-probe 1: %s dev %ju ino %ju size %jd mtime %jd.%09ld ctime %jd.%09ld",
+                          qemu, (uintmax_t) st.st_dev, (uintmax_t) st.st_ino, (intmax_t) st.st_size,
+                          (intmax_t) st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                          (intmax_t) st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
+QemuProbe *
+qemu_probe_run_cached (const char *qemu, const char *cache_path, GError **error)
+{
+  g_autofree char *identity = binary_identity (qemu);
+  g_autofree char *cached = NULL, *help = NULL, *contents = NULL;
+  const char *newline;
+
+  if (identity != NULL && g_file_get_contents (cache_path, &cached, NULL, NULL)
+      && (newline = strchr (cached, '\n')) != NULL
+      && (gsize) (newline - cached) == strlen (identity)
+      && strncmp (cached, identity, strlen (identity)) == 0)
+    {
+      QemuProbe *probe = qemu_probe_parse (newline + 1, g_file_test ("/dev/vhost-net", G_FILE_TEST_EXISTS),
+                                           NULL);
+      if (probe != NULL)
+        return probe;
+    }
+  help = machine_help (qemu, error);
+  if (help == NULL)
+    return NULL;
+  if (identity != NULL)
+    {
+      /* Written whole or not at all (a temporary file renamed); no fsync: a cache. */
+      g_autofree char *tmp = g_strdup_printf ("%s.tmp", cache_path);
+
+      contents = g_strdup_printf ("%s\n%s", identity, help);
+      if (!g_file_set_contents_full (tmp, contents, -1, G_FILE_SET_CONTENTS_NONE, 0644, NULL)
+          || g_rename (tmp, cache_path) < 0)
+        g_unlink (tmp);
+    }
+  return probe_from (qemu, help, error);
 }
 
 gboolean

@@ -19,6 +19,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QemuProbe, qemu_probe_free)
  * Fails when the binary cannot run or offers no versioned q35. */
 QemuProbe *qemu_probe_run (const char *qemu, GError **error);
 
+/* qemu_probe_run(), with the output of `-machine help` kept in cache_path: used as long as
+ * the binary is the same file (device, inode, size, modification and change times), asked
+ * again when it differs (an upgrade) or the cache is unreadable.  A cache that cannot be
+ * written is not an error.  vmherdd keeps it in state-dir: its start then skips a QEMU run
+ * of 20 to 80 ms (bench/FINDINGS.md, 2.). */
+QemuProbe *qemu_probe_run_cached (const char *qemu, const char *cache_path, GError **error);
+
 /* Parses the output of `-machine help`; pure, for tests. */
 QemuProbe *qemu_probe_parse (const char *machine_help, gboolean vhost_net, GError **error);
 

@@ -1,6 +1,7 @@
 /* test-argv.c: VM files to QEMU argv, against golden files (tests/data/argv/CASE.args, one
  * argument per line; REGENERATE=1 rewrites them). */
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "launcher/qemu-argv.h"
@@ -141,6 +142,62 @@ test_probe_real (void)
   g_assert_true (qemu_probe_has_machine (probe, probe->default_machine));
 }
 
+/* The probe's cache: a fake QEMU that counts its runs is asked once, then not again until
+ * the binary changes (an upgrade) or the cache is damaged. */
+static void
+test_probe_cache (void)
+{
+  g_autofree char *dir = test_tmpdir ();
+  g_autofree char *qemu = g_build_filename (dir, "qemu", NULL);
+  g_autofree char *runs = g_build_filename (dir, "runs", NULL);
+  g_autofree char *cache = g_build_filename (dir, "qemu-probe", NULL);
+  const char *versions[] = { "7.2", "8.1" };
+
+  for (gsize v = 0; v < G_N_ELEMENTS (versions); v++)
+    {
+      g_autofree char *text = g_strdup_printf (
+        "#!/bin/sh\necho run >>%s\necho 'Supported machines are:'\n"
+        "echo 'q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-%s)'\n"
+        "echo 'pc-q35-%s           Standard PC (Q35 + ICH9, 2009)'\n", runs, versions[v], versions[v]);
+      g_autofree char *want = g_strdup_printf ("pc-q35-%s", versions[v]);
+
+      /* A new binary: v 0 the first install, v 1 an upgrade (a new file, as dpkg writes). */
+      test_write_file (qemu, text);
+      g_assert_no_errno (g_chmod (qemu, 0755));
+      for (int i = 0; i < 2; i++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(QemuProbe) probe = qemu_probe_run_cached (qemu, cache, &error);
+          g_autofree char *log = test_read_file (runs);
+
+          g_assert_no_error (error);
+          g_assert_cmpstr (probe->default_machine, ==, want);
+          g_assert_cmpuint (strlen (log), ==, (v + 1) * strlen ("run\n"));  /* once per binary */
+        }
+    }
+  /* A damaged cache is asked again, and rewritten. */
+  test_write_file (cache, "garbage\n");
+  for (int i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QemuProbe) probe = qemu_probe_run_cached (qemu, cache, &error);
+      g_autofree char *log = test_read_file (runs);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (probe->default_machine, ==, "pc-q35-8.1");
+      g_assert_cmpuint (strlen (log), ==, 3 * strlen ("run\n"));
+    }
+  /* A cache that cannot be written (its folder is gone) is no error. */
+  {
+    g_autofree char *nowhere = g_build_filename (dir, "gone", "qemu-probe", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QemuProbe) probe = qemu_probe_run_cached (qemu, nowhere, &error);
+
+    g_assert_no_error (error);
+    g_assert_nonnull (probe);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -163,5 +220,6 @@ main (int argc, char **argv)
   g_test_add_func ("/argv/shell", test_shell);
   g_test_add_func ("/argv/probe-parse", test_probe_parse);
   g_test_add_func ("/argv/probe-real", test_probe_real);
+  g_test_add_func ("/argv/probe-cache", test_probe_cache);
   return g_test_run ();
 }
