@@ -363,6 +363,7 @@ simple_vm_command (CtlContext *ctx, int argc, char **argv, const char *command, 
   int status;
   g_autoptr(JsonObject) args = NULL;
   g_autoptr(JsonNode) ret = NULL;
+  JsonNode *state;
 
   if (!parse_args (argc, argv, TRUE, &a))
     return ctl_usage (ctx, command);
@@ -370,8 +371,9 @@ simple_vm_command (CtlContext *ctx, int argc, char **argv, const char *command, 
   ret = call (ctx, command, args, timeout_ms, &status);
   if (ret == NULL)
     return status;
-  if (JSON_NODE_HOLDS_OBJECT (ret) && json_object_has_member (json_node_get_object (ret), "state"))
-    printf ("vm '%s': %s\n", a.name, json_object_get_string_member (json_node_get_object (ret), "state"));
+  state = JSON_NODE_HOLDS_OBJECT (ret) ? json_object_get_member (json_node_get_object (ret), "state") : NULL;
+  if (state != NULL && JSON_NODE_HOLDS_VALUE (state) && json_node_get_value_type (state) == G_TYPE_STRING)
+    printf ("vm '%s': %s\n", a.name, json_node_get_string (state));
   return CTL_EXIT_OK;
 }
 

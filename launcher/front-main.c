@@ -75,6 +75,7 @@ typedef struct
   int fd;
   gint64 deadline;              /* monotonic µs, -1: none */
   GString *in;                  /* bytes read, not yet split into lines */
+  gsize scanned;                /* of in, known to hold no "\n" */
   char *timeout_message;
 } Call;
 
@@ -125,6 +126,51 @@ take_answer (Call *call, const char *line, const char *end)
   return EXIT_DONE;
 }
 
+/* Handles the complete lines read so far, as the full client does (a trailing "\r" dropped,
+ * empty lines skipped, events and progress lines ignored); returns the exit code once a
+ * line answers the call or is bad, -1 until then. */
+static int
+handle_lines (Call *call)
+{
+  char *newline;
+
+  while ((newline = memchr (call->in->str + call->scanned, '\n', call->in->len - call->scanned)) != NULL)
+    {
+      gsize length = (gsize) (newline - call->in->str);
+      g_autofree char *line = g_strndup (call->in->str, length);
+
+      g_string_erase (call->in, 0, (gssize) length + 1);
+      call->scanned = 0;
+      if (length > 0 && line[length - 1] == '\r')
+        line[--length] = '\0';
+      if (length == 0)
+        continue;
+      if (length > CONTROL_MAX_ANSWER_LENGTH || !json_scan_is_object (line, length))
+        {
+          fprintf (stderr, "vmherdd at %s sent a bad line: not one JSON object\n", call->path);
+          return EXIT_FAILED;
+        }
+      if (line_answers (line, line + length))
+        return take_answer (call, line, line + length);
+    }
+  call->scanned = call->in->len;
+  if (call->in->len > CONTROL_MAX_ANSWER_LENGTH + 1)
+    {
+      fprintf (stderr, "vmherdd at %s sent a bad line: longer than %d bytes\n", call->path,
+               CONTROL_MAX_ANSWER_LENGTH);
+      return EXIT_FAILED;
+    }
+  return -1;
+}
+
+static int
+report_closed (Call *call)
+{
+  fprintf (stderr, "vmherdd at %s closed the connection%s\n", call->path,
+           call->in->len > 0 ? " in the middle of a line" : "");
+  return EXIT_UNREACHABLE;
+}
+
 /* Reads until the answer; returns the exit code. */
 static int
 read_answer (Call *call)
@@ -133,39 +179,16 @@ read_answer (Call *call)
 
   for (;;)
     {
-      char *newline;
+      int status = handle_lines (call);
       gssize got;
 
-      while ((newline = memchr (call->in->str, '\n', call->in->len)) != NULL)
-        {
-          gsize length = (gsize) (newline - call->in->str);
-          g_autofree char *line = g_strndup (call->in->str, length);
-
-          g_string_erase (call->in, 0, (gssize) length + 1);
-          if (length > CONTROL_MAX_ANSWER_LENGTH || !json_scan_is_object (line, length))
-            {
-              fprintf (stderr, "vmherdd at %s sent a bad line: not one JSON object\n", call->path);
-              return EXIT_FAILED;
-            }
-          if (line_answers (line, line + length))
-            return take_answer (call, line, line + length);
-          /* Events and progress lines: the full tool prints none for these commands. */
-        }
-      if (call->in->len > CONTROL_MAX_ANSWER_LENGTH)
-        {
-          fprintf (stderr, "vmherdd at %s sent a bad line: longer than %d bytes\n", call->path,
-                   CONTROL_MAX_ANSWER_LENGTH);
-          return EXIT_FAILED;
-        }
+      if (status >= 0)
+        return status;
       got = recv (call->fd, chunk, sizeof chunk, MSG_DONTWAIT);
       if (got > 0)
         g_string_append_len (call->in, chunk, got);
       else if (got == 0 || errno == ECONNRESET)
-        {
-          fprintf (stderr, "vmherdd at %s closed the connection%s\n", call->path,
-                   call->in->len > 0 ? " in the middle of a line" : "");
-          return EXIT_UNREACHABLE;
-        }
+        return report_closed (call);
       else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         {
           fprintf (stderr, "cannot read from vmherdd at %s: %s\n", call->path, g_strerror (errno));
@@ -203,14 +226,19 @@ send_request (Call *call, const GString *request)
         }
       else if (saved_errno != EINTR)
         {
-          /* The daemon may have answered before it closed (a refused peer): read it. */
+          /* The daemon may have answered before it closed (a refused peer): what it sent is
+           * read first, and its close is the reason given, as in the full client. */
           char chunk[4096];
           gssize got;
+          int status;
 
           while ((got = recv (call->fd, chunk, sizeof chunk, MSG_DONTWAIT)) > 0)
             g_string_append_len (call->in, chunk, got);
-          if (memchr (call->in->str, '\n', call->in->len) != NULL)
-            return read_answer (call);
+          status = handle_lines (call);
+          if (status >= 0)
+            return status;
+          if (got == 0 || (got < 0 && errno == ECONNRESET))
+            return report_closed (call);
           fprintf (stderr, "cannot write to vmherdd at %s: %s\n", call->path, g_strerror (saved_errno));
           return EXIT_UNREACHABLE;
         }

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH 64           /* objects and arrays open at once */
 
 static void
 skip_space (const char **p, const char *end)
@@ -77,8 +77,8 @@ read_escape (const char **p, const char *end, GString *out)
         return FALSE;
       unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
     }
-  if (unit == 0)
-    return FALSE;                       /* a NUL would cut the C string short */
+  if (unit == 0 && out != NULL)
+    return FALSE;                       /* valid, but a NUL would cut the C string short */
   if (out != NULL)
     g_string_append_unichar (out, (gunichar) unit);
   return TRUE;
@@ -168,6 +168,8 @@ static gboolean skip_value (const char **p, const char *end, int depth);
 static gboolean
 skip_container (const char **p, const char *end, int depth, char close, gboolean members)
 {
+  if (depth >= MAX_DEPTH)
+    return FALSE;
   (*p)++;
   skip_space (p, end);
   if (*p < end && **p == close)
@@ -208,8 +210,6 @@ skip_container (const char **p, const char *end, int depth, char close, gboolean
 static gboolean
 skip_value (const char **p, const char *end, int depth)
 {
-  if (depth > MAX_DEPTH)
-    return FALSE;
   skip_space (p, end);
   if (*p >= end)
     return FALSE;
@@ -247,7 +247,7 @@ json_scan_is_object (const char *text, gsize length)
 const char *
 json_scan_member (const char *obj, const char *end, const char *key)
 {
-  const char *p = obj;
+  const char *p = obj, *found = NULL;
 
   skip_space (&p, end);
   if (p >= end || *p != '{')
@@ -259,19 +259,19 @@ json_scan_member (const char *obj, const char *end, const char *key)
 
       skip_space (&p, end);
       if (p >= end || *p == '}' || !read_string (&p, end, name))
-        return NULL;
+        return found;
       skip_space (&p, end);
       if (p >= end || *p != ':')
-        return NULL;
+        return found;
       p++;
       skip_space (&p, end);
       if (strcmp (name->str, key) == 0)
-        return p;
+        found = p;              /* a later one replaces it, as in json-glib */
       if (!skip_value (&p, end, 1))
-        return NULL;
+        return found;
       skip_space (&p, end);
       if (p >= end || *p != ',')
-        return NULL;
+        return found;
       p++;
     }
 }
