@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -84,4 +85,41 @@ control_connect (const char *path, GError **error)
       return -1;
     }
   return g_steal_fd (&fd);
+}
+
+/* Milliseconds left until deadline for poll(): -1 forever, 0 when passed. */
+static int
+poll_timeout (gint64 deadline)
+{
+  gint64 left;
+
+  if (deadline < 0)
+    return -1;
+  left = deadline - g_get_monotonic_time ();
+  if (left <= 0)
+    return 0;
+  return (int) MIN ((left + 999) / 1000, G_MAXINT);
+}
+
+gint64
+control_deadline_from (guint timeout_ms)
+{
+  return timeout_ms == 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+}
+
+gboolean
+control_wait (int fd, short events, gint64 deadline)
+{
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = fd, .events = events };
+      int ready = poll (&pfd, 1, poll_timeout (deadline));
+
+      if (ready > 0)
+        return TRUE;
+      if (ready == 0)
+        return FALSE;
+      if (errno != EINTR)
+        return TRUE; /* let the read or write report the problem */
+    }
 }

@@ -37,3 +37,11 @@ const char *control_error_to_string (ControlError code);
  * REASON (is vmherdd running?)") or CONTROL_ERROR_TIMEOUT when the daemon does not accept
  * within CONTROL_CONNECT_TIMEOUT_MS. */
 int control_connect (const char *path, GError **error);
+
+/* The monotonic time (µs) timeout_ms from now; -1 (no deadline) for 0. */
+gint64 control_deadline_from (guint timeout_ms);
+
+/* Waits for events (POLLIN, POLLOUT) on fd until deadline (control_deadline_from); FALSE
+ * at the deadline, TRUE when ready or on an error (which the next read or write reports).
+ * EINTR restarts the wait with the time left. */
+gboolean control_wait (int fd, short events, gint64 deadline);

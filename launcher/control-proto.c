@@ -107,45 +107,6 @@ struct _ControlClient
   gint64 next_id;
 };
 
-/* Milliseconds left until deadline (monotonic us; -1: none) for poll(): -1 forever, 0
- * when passed. */
-static int
-poll_timeout (gint64 deadline)
-{
-  gint64 left;
-
-  if (deadline < 0)
-    return -1;
-  left = deadline - g_get_monotonic_time ();
-  if (left <= 0)
-    return 0;
-  return (int) MIN ((left + 999) / 1000, G_MAXINT);
-}
-
-static gint64
-deadline_from (guint timeout_ms)
-{
-  return timeout_ms == 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-}
-
-/* Waits for events on the fd; FALSE at the deadline.  EINTR restarts with the time left. */
-static gboolean
-client_wait (ControlClient *client, short events, gint64 deadline)
-{
-  for (;;)
-    {
-      struct pollfd pfd = { .fd = client->fd, .events = events };
-      int ready = poll (&pfd, 1, poll_timeout (deadline));
-
-      if (ready > 0)
-        return TRUE;
-      if (ready == 0)
-        return FALSE;
-      if (errno != EINTR)
-        return TRUE; /* let the read or write report the problem */
-    }
-}
-
 static ControlClient *
 client_new (int fd, const char *path)
 {
@@ -290,7 +251,7 @@ client_next_object (ControlClient *client, gint64 deadline, const char *timeout_
           g_propagate_error (error, g_error_copy (client->failure));
           return NULL;
         }
-      if (!client_receive (client) && !client_wait (client, POLLIN, deadline))
+      if (!client_receive (client) && !control_wait (client->fd, POLLIN, deadline))
         {
           g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT, timeout_message);
           return NULL;
@@ -318,7 +279,7 @@ control_client_read_line (ControlClient *client, guint timeout_ms, GError **erro
   g_return_val_if_fail (client != NULL, NULL);
 
   timeout_message = g_strdup_printf ("nothing from vmherdd within %u ms", timeout_ms);
-  return client_next_object (client, deadline_from (timeout_ms), timeout_message, error);
+  return client_next_object (client, control_deadline_from (timeout_ms), timeout_message, error);
 }
 
 static gboolean
@@ -336,7 +297,7 @@ client_send_all (ControlClient *client, const char *data, gsize length, gint64 d
         offset += (gsize) sent;
       else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
         {
-          if (client_wait (client, POLLOUT, deadline))
+          if (control_wait (client->fd, POLLOUT, deadline))
             continue;
           g_set_error_literal (error, CONTROL_ERROR, CONTROL_ERROR_TIMEOUT, timeout_message);
           /* Half a request went out: the connection is out of step for good. */
@@ -408,7 +369,7 @@ control_client_call (ControlClient *client, const char *command, JsonObject *arg
   g_autofree char *request = NULL;
   g_autofree char *timeout_message = NULL;
   g_autoptr(GError) send_error = NULL;
-  gint64 deadline = deadline_from (timeout_ms);
+  gint64 deadline = control_deadline_from (timeout_ms);
   gsize length = 0;
 
   g_return_val_if_fail (client != NULL && command != NULL, NULL);

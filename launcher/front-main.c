@@ -12,7 +12,6 @@
  * simple_vm_command() and control_client_call() (ctl-daemon.c, control-proto.c); the tests
  * of test-cli.c and test-daemon.c hold both to them. */
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,19 +77,6 @@ typedef struct
   gsize scanned;                /* of in, known to hold no "\n" */
   char *timeout_message;
 } Call;
-
-static int
-wait_for (Call *call, short events)
-{
-  gint64 left = call->deadline < 0 ? -1 : call->deadline - g_get_monotonic_time ();
-  struct pollfd pfd = { .fd = call->fd, .events = events };
-  int ready;
-
-  if (call->deadline >= 0 && left <= 0)
-    return 0;
-  ready = poll (&pfd, 1, left < 0 ? -1 : (int) MIN ((left + 999) / 1000, INT_MAX));
-  return ready != 0 ? 1 : 0;    /* an error: let the read or write report it */
-}
 
 /* Whether line answers our call (id 1), as control-proto.c's line_answers(). */
 static gboolean
@@ -194,7 +180,7 @@ read_answer (Call *call)
           fprintf (stderr, "cannot read from vmherdd at %s: %s\n", call->path, g_strerror (errno));
           return EXIT_UNREACHABLE;
         }
-      else if (errno != EINTR && !wait_for (call, POLLIN))
+      else if (errno != EINTR && !control_wait (call->fd, POLLIN, call->deadline))
         {
           fprintf (stderr, "%s\n", call->timeout_message);
           return EXIT_FAILED;
@@ -218,7 +204,7 @@ send_request (Call *call, const GString *request)
         offset += (gsize) sent;
       else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
         {
-          if (!wait_for (call, POLLOUT))
+          if (!control_wait (call->fd, POLLOUT, call->deadline))
             {
               fprintf (stderr, "%s\n", call->timeout_message);
               return EXIT_FAILED;
@@ -255,7 +241,7 @@ run_lifecycle (const char *config_path, const char *command, guint timeout_ms, c
   g_autoptr(GString) request = g_string_new ("{\"execute\":");
   g_autoptr(GError) error = NULL;
   g_auto(AutoFd) fd = -1;
-  Call call = { .command = command, .vm = vm, .deadline = -1 };
+  Call call = { .command = command, .vm = vm };
   int status;
 
   call.path = g_getenv ("VMHERD_CONTROL_SOCKET");
@@ -288,8 +274,7 @@ run_lifecycle (const char *config_path, const char *command, guint timeout_ms, c
   call.fd = fd;
   call.in = g_string_new (NULL);
   call.timeout_message = g_strdup_printf ("no answer from vmherdd to '%s' within %u ms", command, timeout_ms);
-  if (timeout_ms > 0)
-    call.deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  call.deadline = control_deadline_from (timeout_ms);
   status = send_request (&call, request);
   if (status < 0)
     status = read_answer (&call);
