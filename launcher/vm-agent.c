@@ -2,9 +2,10 @@
  * VM is pinged every agent-interval over the VM's virtio-serial port (QEMU listens on
  * RUN-DIR/vm/NAME/agent.sock), each ping a guest-sync-delimited with a fresh random id and
  * then a guest-ping (qmp/qga-ping.h), all asynchronous, bounded by agent-timeout.  The
- * check is armed when the VM reaches running (first ping after agent-grace, counted from
- * the start of the run) and disarmed in any other state, like the probes (vm-probe.c),
- * whose shape and wording it follows: after agent-failures failures in a row it becomes
+ * check is armed when the VM reaches running (first ping at once) and disarmed in any
+ * other state, like the probes (vm-probe.c), whose shape, wording and start period
+ * (agent-grace: failures are not counted until the first answer or its end) it follows:
+ * after agent-failures failures in a row it becomes
  * failing (an AGENT event, `status`, `list`); with agent-action = restart it then ends the
  * run as a failure, through the same state machine event as a probe (VM_EVENT_PROBE_FAILED).
  *
@@ -29,7 +30,9 @@ struct _VmAgent
   Vm *vm;
   AgentState state;
   gboolean active;              /* the VM runs: the timer is armed */
-  guint timer;                  /* the grace period, then every interval */
+  guint timer;                  /* every interval */
+  gint64 grace_end;             /* monotonic us: failures count from here on... */
+  gboolean answered;            /* ...or from the first answer of the run */
   GSocketConnection *connection;   /* to agent.sock, kept between good pings */
   int port_open;                /* -1: not known yet; else whether the guest holds the port */
   /* The ping in flight, if any. */
@@ -100,6 +103,7 @@ agent_result (VmAgent *agent, gboolean ok, const char *error)
   attempt_end (agent);
   if (ok)
     {
+      agent->answered = TRUE;
       agent->failures = 0;
       g_clear_pointer (&agent->last_error, g_free);
       agent_set_state (agent, AGENT_OK);
@@ -107,9 +111,15 @@ agent_result (VmAgent *agent, gboolean ok, const char *error)
     }
   /* The channel may hold half a request or a late reply: start afresh next time. */
   connection_close (agent);
-  agent->failures++;
   g_free (agent->last_error);
   agent->last_error = g_strdup (error);
+  if (!agent->answered && g_get_monotonic_time () < agent->grace_end)
+    {
+      g_debug ("vm '%s': guest agent ping failed in its grace period: %s", vm->config->name,
+               error);
+      return;
+    }
+  agent->failures++;
   g_debug ("vm '%s': guest agent ping failed (%u): %s", vm->config->name, agent->failures, error);
   if ((gint64) agent->failures < h->agent_failures)
     return;
@@ -212,7 +222,7 @@ on_agent_tick (gpointer data)
 }
 
 static gboolean
-on_grace_over (gpointer data)
+on_first_check (gpointer data)
 {
   VmAgent *agent = data;
 
@@ -251,8 +261,6 @@ vm_agent_free (Vm *vm)
 void
 vm_agent_state_changed (Vm *vm, VmState old_state)
 {
-  gint64 ran_ms;
-
   if (vm->state != VM_STATE_RUNNING)
     {
       if (vm->agent != NULL)
@@ -270,12 +278,13 @@ vm_agent_state_changed (Vm *vm, VmState old_state)
       vm->agent = g_new0 (VmAgent, 1);
       vm->agent->vm = vm;
       vm->agent->port_open = -1;
+      vm->agent->grace_end = (vm->run_started ? vm->run_started : g_get_monotonic_time ())
+                             + vm->config->health.agent_grace_ms * 1000;
     }
-  /* The grace period counts from the start of the run: after a pause it is usually over. */
-  ran_ms = vm->run_started ? (g_get_monotonic_time () - vm->run_started) / 1000 : 0;
+  /* The first ping from the main loop, at once; after a pause the run's grace period goes
+   * on. */
   vm->agent->active = TRUE;
-  vm->agent->timer = g_timeout_add ((guint) MAX (vm->config->health.agent_grace_ms - ran_ms, 0),
-                                    on_grace_over, vm->agent);
+  vm->agent->timer = g_timeout_add (0, on_first_check, vm->agent);
 }
 
 void

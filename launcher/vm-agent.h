@@ -11,7 +11,8 @@
 typedef struct _VmAgent VmAgent;
 
 /* The VM's state changed from old_state: arms the check when it starts running (first
- * ping after agent-grace, counted from the start of the run), disarms it otherwise. */
+ * ping at once; failures count after agent-grace from the start of the run, or after the
+ * first answer), disarms it otherwise. */
 void vm_agent_state_changed (Vm *vm, VmState old_state);
 /* Frees vm->agent (NULL-safe), closing its connection. */
 void vm_agent_free (Vm *vm);

@@ -1,9 +1,14 @@
 /* vm-probe.c: the [health] probes of a running VM: tcp connect, udp request and reply,
  * exec of a host command.  Each probe has its own timer, armed when the VM reaches running
- * (first check after its grace period, counted from the start of the run) and disarmed in
- * any other state.  Every check is asynchronous with its own timeout: nothing here blocks
- * the main loop.  A probe that reaches `failures` failures in a row becomes failing (an
- * event, `status`, `list`); with action=restart it then ends the run as a failure. */
+ * (first check at once, then every interval) and disarmed in any other state.  Every check
+ * is asynchronous with its own timeout: nothing here blocks the main loop.  A probe that
+ * reaches `failures` failures in a row becomes failing (an event, `status`, `list`); with
+ * action=restart it then ends the run as a failure.
+ *
+ * The grace period is a start period, as Docker's HEALTHCHECK has: failures in it are not
+ * counted (the probe stays pending, its last error shown) until the first success, which
+ * ends it, or until it is over, counted from the start of the run.  So a generous grace
+ * costs nothing: a guest that boots quickly is ok as soon as it answers. */
 #include "launcher/vm-private.h"
 
 #include <gio/gio.h>
@@ -21,7 +26,9 @@ typedef struct
   VmProbe *probe;               /* a copy: the config may change while the VM is down */
   ProbeState state;
   gboolean active;              /* the VM runs: the timer is armed */
-  guint timer;                  /* the grace period, then every interval */
+  guint timer;                  /* every interval */
+  gint64 grace_end;             /* monotonic us: failures count from here on... */
+  gboolean answered;            /* ...or from the first success of the run */
   /* The check in flight, if any. */
   gboolean busy;
   gint64 started;               /* monotonic us */
@@ -111,14 +118,21 @@ probe_result (VmProbeRun *run, gboolean ok, const char *error)
   attempt_end (run);
   if (ok)
     {
+      run->answered = TRUE;
       run->failures = 0;
       g_clear_pointer (&run->last_error, g_free);
       probe_set_state (run, PROBE_OK);
       return;
     }
-  run->failures++;
   g_free (run->last_error);
   run->last_error = g_strdup (error);
+  if (!run->answered && g_get_monotonic_time () < run->grace_end)
+    {
+      g_debug ("vm '%s': probe %s failed in its grace period: %s", vm->config->name,
+               run->probe->spec, error);
+      return;
+    }
+  run->failures++;
   g_debug ("vm '%s': probe %s failed (%u): %s", vm->config->name, run->probe->spec,
            run->failures, error);
   if ((gint64) run->failures < run->probe->failures)
@@ -232,6 +246,9 @@ attempt_start (VmProbeRun *run, GError **error)
     case VM_PROBE_TCP:
       address = g_inet_socket_address_new_from_string (p->host, p->port);
       client = g_socket_client_new ();
+      /* The guest's own address: never through a proxy the environment may name (that
+       * would probe the proxy, and put a resolver thread between the probe and its result). */
+      g_socket_client_set_enable_proxy (client, FALSE);
       g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), run->cancel,
                                      on_tcp_connected, run);
       return TRUE;
@@ -289,7 +306,7 @@ on_probe_tick (gpointer data)
 }
 
 static gboolean
-on_grace_over (gpointer data)
+on_first_check (gpointer data)
 {
   VmProbeRun *run = data;
 
@@ -322,7 +339,7 @@ void
 vm_probes_state_changed (Vm *vm, VmState old_state)
 {
   const GPtrArray *probes = vm->config->health.probes;
-  gint64 ran_ms;
+  gint64 run_started = vm->run_started ? vm->run_started : g_get_monotonic_time ();
 
   if (vm->state != VM_STATE_RUNNING)
     {
@@ -342,17 +359,17 @@ vm_probes_state_changed (Vm *vm, VmState old_state)
           VmProbeRun *run = g_new0 (VmProbeRun, 1);
           run->vm = vm;
           run->probe = vm_probe_copy (probes->pdata[i]);
+          run->grace_end = run_started + run->probe->grace_ms * 1000;
           g_ptr_array_add (vm->probes, run);
         }
     }
-  /* The grace period counts from the start of the run: after a pause it is usually over. */
-  ran_ms = vm->run_started ? (g_get_monotonic_time () - vm->run_started) / 1000 : 0;
+  /* The first check from the main loop, at once; after a pause the run's grace period
+   * goes on. */
   for (guint i = 0; i < vm->probes->len; i++)
     {
       VmProbeRun *run = vm->probes->pdata[i];
       run->active = TRUE;
-      run->timer = g_timeout_add ((guint) MAX (run->probe->grace_ms - ran_ms, 0), on_grace_over,
-                                  run);
+      run->timer = g_timeout_add (0, on_first_check, run);
     }
 }
 

@@ -187,6 +187,7 @@ check_nbd (const Target *t, guint timeout_ms)
 
   /* Each blocking step (connect, every read and write) gets timeout_ms. */
   g_socket_client_set_timeout (client, MAX (1, (timeout_ms + 999) / 1000));
+  g_socket_client_set_enable_proxy (client, FALSE);   /* the NBD server itself, never a proxy */
   if (t->nbd.socket != NULL)
     address = G_SOCKET_CONNECTABLE (g_unix_socket_address_new (t->nbd.socket));
   else

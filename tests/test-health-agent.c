@@ -209,10 +209,11 @@ test_agent_report (void)
 static void
 test_agent_restart (void)
 {
-  /* The grace period covers the boot (about 6 s here), so the first pings find the agent
-   * running, and the restarted guest is not failed before its agent is up. */
+  /* The grace period covers the boot (about 6 s here, more on a loaded machine): the
+   * restarted guest is not failed before its agent is up.  It costs nothing: the agent is
+   * ok at its first answer. */
   Host *h = agent_host ("gr", "agent-interval = 1s\nagent-timeout = 2s\nagent-failures = 2\n"
-                        "agent-grace = 20s\n", NULL);
+                        "agent-grace = 120s\n", NULL);
   g_autoptr(ControlClient) events = NULL, console = NULL;
   g_autoptr(JsonObject) ok = NULL, backoff = NULL, running = NULL, before = NULL, after = NULL;
   JsonObject *a;
@@ -242,10 +243,11 @@ test_agent_restart (void)
   g_assert_true (g_str_has_prefix (json_object_get_string_member (after, "last-failure"),
                                    "guest agent failed 2 times (no answer within 2000 ms; no "
                                    "agent has the port open in the guest)"));
-  /* A new run: fresh results, waiting for the grace period. */
+  /* A new run: fresh results; pings of the booting guest fail uncounted in its grace
+   * period. */
   a = json_object_get_object_member (after, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "pending");
-  g_assert_cmpint (json_object_get_int_member (a, "checks"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (a, "failures"), ==, 0);
   g_assert_true (json_object_get_null_member (a, "port-open"));
 }
 

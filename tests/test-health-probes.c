@@ -1,11 +1,13 @@
 /* test-health-probes.c: [health] probes run by a real vmherdd against BIOS-only guests
  * (64 MB, no disk: QEMU is up in about 0.1 s): exec probes that pass, fail, hang and see
  * %n; action=restart ending the run with the probe's reason; tcp and udp probes against a
- * listener and a responder in this process on 127.0.0.1.
+ * listener and a responder in this process on 127.0.0.1, with a proxy set in vmherdd's
+ * environment that they must not use.
  *
  * Waiting is done on the daemon: each poll a `status` call on the control socket (or
  * PROBE lines of the `events` stream), never a sleep. */
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "launcher/control-proto.h"
@@ -162,12 +164,13 @@ test_exec_report (void)
   test_run_clear (&r);
 }
 
+/* Has the last run of ioc ended with a failure whose reason starts with prefix? */
 static gboolean
-restarted_by_probe (ControlClient *ctl)
+restarted_by (ControlClient *ctl, const char *prefix)
 {
   g_autofree char *failure = vm_member (ctl, "ioc", "last-failure");
 
-  return g_str_has_prefix (failure, "probe exec:/bin/false failed 2 times (exited with status 1)");
+  return g_str_has_prefix (failure, prefix);
 }
 
 static void
@@ -183,10 +186,59 @@ test_exec_restart (void)
                   NULL);
   ctl = connect_control (h);
   start_vm (h, "ioc");
-  test_wait_until (restarted_by_probe (ctl), WAIT_MS, "the run ended by the probe");
+  test_wait_until (restarted_by (ctl, "probe exec:/bin/false failed 2 times (exited with status 1)"),
+                   WAIT_MS, "the run ended by the probe");
   st = vm_status (ctl, "ioc");
   g_assert_cmpstr (json_object_get_string_member (st, "restart-policy"), ==, "on-failure");
   test_wait_until (vm_restarts (ctl, "ioc") >= 1, WAIT_MS, "a restart after the probe failure");
+}
+
+static gint64
+probe_int (ControlClient *ctl, const char *vm, guint i, const char *member)
+{
+  g_autoptr(JsonObject) o = vm_status (ctl, vm);
+  JsonObject *p = json_array_get_object_element (json_object_get_array_member (o, "probes"), i);
+
+  return json_object_get_int_member (p, member);
+}
+
+/* The grace period is a start period: checks run from the start, failures in it are not
+ * counted until the first success, which ends it.  A probe on a file's existence, with
+ * grace=1h, so nothing here depends on time. */
+static void
+test_grace (void)
+{
+  Host *h;
+  g_autoptr(ControlClient) ctl = NULL;
+  g_autofree char *conf = NULL, *err = NULL, *flag = NULL, *reason = NULL;
+
+  if (test_require_qemu () == NULL)
+    return;
+  h = host_new (NULL);
+  flag = g_build_filename (h->dir, "up", NULL);
+  conf = g_strdup_printf (BIOS "probe = \"exec:/bin/test -e %s\" interval=200ms grace=1h failures=1 action=restart\n",
+                          flag);
+  host_add_vm (h, "ioc", conf);
+  host_restart_daemon (h);
+  ctl = connect_control (h);
+  start_vm (h, "ioc");
+
+  /* Booting: checks run and fail, none counted, nothing restarted. */
+  test_wait_until (probe_int (ctl, "ioc", 0, "checks") >= 3, WAIT_MS, "three checks in the grace period");
+  g_assert_true (probe_is (ctl, "ioc", 0, "pending"));
+  g_assert_cmpint (probe_int (ctl, "ioc", 0, "failures"), ==, 0);
+  err = probe_member (ctl, "ioc", 0, "last-error");
+  g_assert_cmpstr (err, ==, "exited with status 1");
+  g_assert_cmpint (vm_restarts (ctl, "ioc"), ==, 0);
+
+  /* Up: ok at once, however long the grace period. */
+  test_write_file (flag, "");
+  test_wait_until (probe_is (ctl, "ioc", 0, "ok"), WAIT_MS, "ok at the first success");
+
+  /* The first success ended the grace period: the next failure counts (failures=1). */
+  g_assert_cmpint (g_unlink (flag), ==, 0);
+  reason = g_strdup_printf ("probe exec:/bin/test -e %s failed 1 times (exited with status 1)", flag);
+  test_wait_until (restarted_by (ctl, reason), WAIT_MS, "the run ended by the probe");
 }
 
 /* The udp responder: answers every datagram with "pong". */
@@ -242,7 +294,7 @@ test_tcp_udp (void)
   h = host_start ("svc", conf, NULL);
   ctl = connect_control (h);
   start_vm (h, "svc");
-  test_wait_until (probe_is (ctl, "svc", 0, "ok"), WAIT_MS, "the tcp probe ok");
+  test_wait_until (probe_is (ctl, "svc", 0, "ok"), WAIT_MS, "the tcp probe ok (not through the proxy)");
   test_wait_until (probe_is (ctl, "svc", 1, "ok"), WAIT_MS, "the udp probe ok");
 
   /* The listener closes, the responder goes quiet (its socket stays: no ICMP answer). */
@@ -264,9 +316,19 @@ test_tcp_udp (void)
 int
 main (int argc, char **argv)
 {
+  g_autofree char *proxy = NULL;
+
   g_test_init (&argc, &argv, NULL);
+  /* Sites often set a proxy for the whole host (/etc/environment), and vmherdd inherits it:
+   * probes must go to the guest itself, never through it.  This proxy does not exist.  Set
+   * here, before any thread, for every vmherdd this test starts. */
+  proxy = g_strdup_printf ("http://127.0.0.1:%u", test_free_port ());
+  g_setenv ("http_proxy", proxy, TRUE);
+  g_setenv ("all_proxy", proxy, TRUE);
+  g_unsetenv ("no_proxy");
   g_test_add_func ("/health-probes/exec-report", test_exec_report);
   g_test_add_func ("/health-probes/exec-restart", test_exec_restart);
+  g_test_add_func ("/health-probes/grace", test_grace);
   g_test_add_func ("/health-probes/tcp-udp", test_tcp_udp);
   return g_test_run ();
 }
