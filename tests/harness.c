@@ -1,6 +1,7 @@
 /* harness.c: a real vmherdd for tests (see harness.h). */
 #include "tests/harness.h"
 
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <poll.h>
@@ -11,6 +12,80 @@
 
 #include "tests/test-util.h"
 
+/* When a test fails (g_error traps, failed assertions abort), the end of each live host's
+ * vmherdd.log goes to stderr: in CI that is all there is to read afterwards.  The paths
+ * are built beforehand; the handler only opens, reads and writes. */
+#define LOG_TAIL 8192
+static char *live_logs[8];
+
+static void
+write_all (int fd, const char *text, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t n = write (fd, text, len);
+      if (n <= 0)
+        return;
+      text += n;
+      len -= (size_t) n;
+    }
+}
+
+static void
+on_abort (int sig)
+{
+  static char buf[LOG_TAIL];
+
+  for (guint i = 0; i < G_N_ELEMENTS (live_logs); i++)
+    {
+      int fd = live_logs[i] ? open (live_logs[i], O_RDONLY | O_CLOEXEC) : -1;
+      off_t end;
+      ssize_t n;
+
+      if (fd < 0)
+        continue;
+      end = lseek (fd, 0, SEEK_END);
+      lseek (fd, end > LOG_TAIL ? end - LOG_TAIL : 0, SEEK_SET);
+      n = read (fd, buf, sizeof buf);
+      close (fd);
+      write_all (2, "---- the end of ", 16);
+      write_all (2, live_logs[i], strlen (live_logs[i]));
+      write_all (2, " ----\n", 6);
+      if (n > 0)
+        write_all (2, buf, (size_t) n);
+      write_all (2, "---- end ----\n", 14);
+    }
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+static void
+live_log_add (const char *path)
+{
+  static gboolean installed;
+
+  if (!installed)
+    {
+      signal (SIGABRT, on_abort);
+      signal (SIGTRAP, on_abort);
+      installed = TRUE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (live_logs); i++)
+    if (live_logs[i] == NULL)
+      {
+        live_logs[i] = g_strdup (path);
+        return;
+      }
+}
+
+static void
+live_log_remove (const char *path)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (live_logs); i++)
+    if (g_strcmp0 (live_logs[i], path) == 0)
+      g_clear_pointer (&live_logs[i], g_free);
+}
+
 static void
 host_stop (gpointer data)
 {
@@ -18,8 +93,10 @@ host_stop (gpointer data)
   g_autofree char *pid_text = NULL;
   g_autoptr(GDir) d = NULL;
   g_autofree char *vmdir = g_build_filename (h->dir, "run", "vm", NULL);
+  g_autofree char *log = g_build_filename (h->dir, "vmherdd.log", NULL);
   const char *name;
 
+  live_log_remove (log);
   if (g_file_get_contents (h->pidfile, &pid_text, NULL, NULL))
     kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGKILL);
   /* Guests outlive the daemon: end them by their pid files. */
@@ -45,6 +122,7 @@ host_new (const char *extra_host_config)
   Host *h = g_new0 (Host, 1);
   g_autofree char *vms = NULL;
   g_autofree char *text = NULL;
+  g_autofree char *log = NULL;
 
   h->dir = test_tmpdir ();
   g_assert_cmpint (g_chmod (h->dir, 0755), ==, 0);   /* QEMU runs as nobody */
@@ -58,6 +136,8 @@ host_new (const char *extra_host_config)
                           extra_host_config ? extra_host_config : "");
   test_write_file (h->config, text);
   g_test_queue_destroy (host_stop, h);
+  log = g_build_filename (h->dir, "vmherdd.log", NULL);
+  live_log_add (log);
   return h;
 }
 
