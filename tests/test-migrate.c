@@ -163,6 +163,16 @@ heartbeat_past (Host *h, const char *vm, gint64 n)
   return heartbeat (log, TRUE) > n;
 }
 
+/* Has the guest's shell shown its first prompt (input typed earlier would be flushed when
+ * it sets up the terminal)? */
+static gboolean
+prompt_shown (Host *h, const char *vm)
+{
+  g_autofree char *log = serial_log (h, vm);
+
+  return strstr (log, "/ # ") != NULL;
+}
+
 /* `vmherd status NAME --json` parsed, or NULL when the daemon does not know the VM. */
 static JsonObject *
 status (Host *h, const char *vm)
@@ -403,8 +413,9 @@ test_live_migration (void)
   g_assert_cmpint (r.status, ==, 0);
   g_test_message ("%s", r.err);
   g_assert_true (g_str_has_prefix (r.out, "g: migrated to b in "));
-  /* Progress is polled from 100 ms on: a migration that took longer showed some. */
-  if (g_ascii_strtod (r.out + strlen ("g: migrated to b in "), NULL) >= 0.3)
+  /* Progress is polled every 100 ms while the stream is set up: a migration that took a
+   * second showed some (the time includes the preparation, a few hundred ms at most). */
+  if (g_ascii_strtod (r.out + strlen ("g: migrated to b in "), NULL) >= 1.0)
     g_assert_nonnull (strstr (r.err, "g -> b: active, pass "));
   p = strstr (r.out, "downtime ");
   g_assert_nonnull (p);
@@ -448,7 +459,7 @@ test_live_migration (void)
     g_assert_nonnull (strstr (mb, "vmherd_migrations_total{direction=\"in\",result=\"ok\"} 1\n"));
   }
 
-  /* The ping lost at most one packet. */
+  /* The ping lost at most one packet, and one more may be in flight when it is stopped. */
   test_wait_until (heartbeat_past (b, "g", first_dst + 20), 30000, "two seconds of the guest on b");
   g_subprocess_send_signal (ping, SIGINT);
   g_assert_true (g_subprocess_communicate_utf8 (ping, NULL, NULL, &ping_out, NULL, &error));
@@ -460,7 +471,7 @@ test_live_migration (void)
                            &sent, &received), ==, 2);
   g_test_message ("ping: %" G_GINT64_FORMAT " sent, %" G_GINT64_FORMAT " received", sent, received);
   g_assert_cmpint (sent, >, 3);
-  g_assert_cmpint (sent - received, <=, 1);
+  g_assert_cmpint (sent - received, <=, 2);
 }
 
 
@@ -698,6 +709,7 @@ test_copy_storage (void)
   test_run_clear (&r);
   start_vm (a, "s");
   test_wait_until (heartbeat_past (a, "s", 5), 120000, "the guest's counter on a");
+  test_wait_until (prompt_shown (a, "s"), 60000, "the guest's shell on a");
   before = guest_md5 (a, "s", "dd if=/dev/urandom of=/dev/vda bs=1M count=2 seek=4 conv=fsync 2>/dev/null;");
 
   /* Without --copy-storage, b has no such image: refused, nothing made. */
