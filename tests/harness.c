@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -241,6 +242,68 @@ host_subscribe_events (Host *h)
   ret = control_client_call (c, "events", NULL, 5000, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   return c;
+}
+
+JsonObject *
+host_next_event (ControlClient *c, gint64 deadline, const char *what)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+  JsonObject *line;
+
+  if (left <= 0)
+    g_error ("no %s in time", what);
+  line = control_client_read_line (c, (guint) left, &error);
+  if (line == NULL)
+    g_error ("no %s: %s", what, error->message);
+  return line;
+}
+
+/* Does every key, value pair of ap match a string member of data? */
+static gboolean
+data_matches (JsonObject *data, va_list ap)
+{
+  const char *key;
+
+  while ((key = va_arg (ap, const char *)) != NULL)
+    {
+      const char *value = va_arg (ap, const char *);
+      JsonNode *member = data ? json_object_get_member (data, key) : NULL;
+
+      if (member == NULL || json_node_get_value_type (member) != G_TYPE_STRING
+          || g_strcmp0 (json_node_get_string (member), value) != 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+JsonObject *
+host_expect_event (ControlClient *c, int timeout_ms, const char *name, ...)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr(GString) what = g_string_new (name);
+  const char *key;
+  va_list ap;
+
+  va_start (ap, name);
+  while ((key = va_arg (ap, const char *)) != NULL)
+    g_string_append_printf (what, " %s=%s", key, va_arg (ap, const char *));
+  va_end (ap);
+  g_string_append_printf (what, " event within %d ms", timeout_ms);
+  for (;;)
+    {
+      g_autoptr(JsonObject) line = host_next_event (c, deadline, what->str);
+      JsonObject *data = json_object_get_object_member (line, "data");
+      gboolean match;
+
+      if (g_strcmp0 (json_object_get_string_member_with_default (line, "event", NULL), name) != 0)
+        continue;
+      va_start (ap, name);
+      match = data_matches (data, ap);
+      va_end (ap);
+      if (match)
+        return json_object_ref (data);
+    }
 }
 
 JsonObject *

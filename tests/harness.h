@@ -41,6 +41,15 @@ void host_restart_daemon (Host *h);
 /* A control connection that asked for `events` (read them with control_client_read_line). */
 ControlClient *host_subscribe_events (Host *h);
 
+/* The next line of an events stream, read before deadline (monotonic us); fails the test,
+ * naming `what` it waited for, when none comes. */
+JsonObject *host_next_event (ControlClient *c, gint64 deadline, const char *what);
+
+/* Reads lines of an events stream until event `name` whose data has each string member
+ * given as key, value, ... (NULL-terminated), e.g. "vm", "web", "state", "running";
+ * returns its data.  Fails the test, naming what it waited for, after timeout_ms. */
+JsonObject *host_expect_event (ControlClient *c, int timeout_ms, const char *name, ...) G_GNUC_NULL_TERMINATED;
+
 /* `status` of vm over the control socket (what `vmherd status --json` prints). */
 JsonObject *host_vm_status (Host *h, const char *vm);
 

@@ -28,26 +28,6 @@ agent_console_ready (Host *h, const char *vm, int *out_fd)
   return c;
 }
 
-/* Reads event lines until event `name` of vm with data member "state" == state arrives;
- * returns its data member. */
-static JsonObject *
-expect_event (ControlClient *c, const char *vm, const char *name, const char *state)
-{
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(JsonObject) line = control_client_read_line (c, EVENT_WAIT_MS, &error);
-      JsonObject *d;
-
-      g_assert_no_error (error);
-      d = json_object_get_object_member (line, "data");
-      if (g_strcmp0 (json_object_get_string_member (line, "event"), name) == 0
-          && g_strcmp0 (json_object_get_string_member (d, "vm"), vm) == 0
-          && g_strcmp0 (json_object_get_string_member_with_default (d, "state", ""), state) == 0)
-        return json_object_ref (d);
-    }
-}
-
 /* A host whose VM `name` boots the test guest with qemu-ga and has these [health] lines;
  * the initrd is initrd.img + agent.img in the host's folder.  NULL after a skip. */
 static Host *
@@ -141,7 +121,7 @@ test_agent_report (void)
 
   /* Pinged from the start, before qemu-ga ran: those requests reach it when it starts,
    * their replies come first, and the sync skips them. */
-  ok = expect_event (events, "ga", "AGENT", "ok");
+  ok = host_expect_event (events, EVENT_WAIT_MS, "AGENT", "vm", "ga", "state", "ok", NULL);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (ok, "reason"), "answered in "));
   g_clear_pointer (&before, json_object_unref);
   before = host_vm_status (h, "ga");
@@ -165,7 +145,7 @@ test_agent_report (void)
   g_clear_pointer (&metric, g_free);
 
   console_type (fd, "killall qemu-ga\n");
-  failing = expect_event (events, "ga", "AGENT", "failing");
+  failing = host_expect_event (events, EVENT_WAIT_MS, "AGENT", "vm", "ga", "state", "failing", NULL);
   /* QEMU saw qemu-ga close the port (VSERPORT_CHANGE): the reason says so. */
   g_assert_cmpstr (json_object_get_string_member (failing, "reason"), ==,
                    "failed 2 times in a row (no answer within 2000 ms; no agent has the port "
@@ -193,7 +173,7 @@ test_agent_report (void)
   /* The agent again: the pings sent meanwhile wait in the channel and are answered
    * first; the sync finds the current one's reply behind them. */
   console_type (fd, "vmherd-agent\n");
-  again = expect_event (events, "ga", "AGENT", "ok");
+  again = host_expect_event (events, EVENT_WAIT_MS, "AGENT", "vm", "ga", "state", "ok", NULL);
   g_clear_pointer (&after, json_object_unref);
   after = host_vm_status (h, "ga");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), ==,
@@ -224,18 +204,18 @@ test_agent_restart (void)
   events = host_subscribe_events (h);
   start_vm (h, "gr");
   console = agent_console_ready (h, "gr", &fd);
-  ok = expect_event (events, "gr", "AGENT", "ok");
+  ok = host_expect_event (events, EVENT_WAIT_MS, "AGENT", "vm", "gr", "state", "ok", NULL);
   before = host_vm_status (h, "gr");
   a = json_object_get_object_member (before, "guest-agent");
   g_assert_cmpstr (json_object_get_string_member (a, "action"), ==, "restart");   /* default */
   g_assert_cmpstr (json_object_get_string_member (a, "state"), ==, "ok");
 
   console_type (fd, "killall qemu-ga\n");
-  backoff = expect_event (events, "gr", "STATE", "backoff");
+  backoff = host_expect_event (events, EVENT_WAIT_MS, "STATE", "vm", "gr", "state", "backoff", NULL);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (backoff, "reason"),
                                    "guest agent failed 2 times (no answer within 2000 ms; no "
                                    "agent has the port open in the guest); QEMU "));
-  running = expect_event (events, "gr", "STATE", "running");
+  running = host_expect_event (events, EVENT_WAIT_MS, "STATE", "vm", "gr", "state", "running", NULL);
   after = host_vm_status (h, "gr");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), !=,
                    json_object_get_int_member (before, "pid"));

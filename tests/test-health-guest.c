@@ -9,26 +9,7 @@
 #include "tests/harness.h"
 #include "tests/test-util.h"
 
-/* Reads event lines until event `name` of vm (with state `state` for STATE, else any)
- * arrives; returns its data member. */
-static JsonObject *
-expect_event (ControlClient *c, const char *vm, const char *name, const char *state)
-{
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(JsonObject) line = control_client_read_line (c, 60000, &error);
-      JsonObject *d;
-
-      g_assert_no_error (error);
-      d = json_object_get_object_member (line, "data");
-      if (g_strcmp0 (json_object_get_string_member (line, "event"), name) == 0
-          && g_strcmp0 (json_object_get_string_member (d, "vm"), vm) == 0
-          && (state == NULL
-              || g_strcmp0 (json_object_get_string_member (d, "state"), state) == 0))
-        return json_object_ref (d);
-    }
-}
+#define EVENT_WAIT_MS 90000     /* TCG guests on a loaded 2-core machine */
 
 static char *
 guest_vm (const char *append, const char *health)
@@ -64,7 +45,7 @@ test_watchdog_reset (void)
   console = host_console_ready (h, "wd", &fd, NULL);
   g_assert_cmpint (write (fd, "killall watchdog\n", 17), ==, 17);
 
-  fired = expect_event (events, "wd", "WATCHDOG", NULL);
+  fired = host_expect_event (events, EVENT_WAIT_MS, "WATCHDOG", "vm", "wd", NULL);
   g_assert_cmpstr (json_object_get_string_member (fired, "action"), ==, "reset");
   g_assert_cmpstr (json_object_get_string_member (fired, "reason"), ==, "watchdog fired (action reset)");
   g_assert_cmpint (json_object_get_int_member (fired, "fired"), ==, 1);
@@ -108,13 +89,13 @@ test_panic_restart (void)
   console = host_console_ready (h, "p", &fd, NULL);
   g_assert_cmpint (write (fd, "echo c > /proc/sysrq-trigger\n", 29), ==, 29);
 
-  panic = expect_event (events, "p", "PANIC", NULL);
+  panic = host_expect_event (events, EVENT_WAIT_MS, "PANIC", "vm", "p", NULL);
   g_assert_cmpstr (json_object_get_string_member (panic, "action"), ==, "restart");
   g_assert_nonnull (strstr (json_object_get_string_member (panic, "serial-tail"), "Kernel panic"));
-  backoff = expect_event (events, "p", "STATE", "backoff");
+  backoff = host_expect_event (events, EVENT_WAIT_MS, "STATE", "vm", "p", "state", "backoff", NULL);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (backoff, "reason"),
                                    "the guest panicked; QEMU "));
-  running = expect_event (events, "p", "STATE", "running");
+  running = host_expect_event (events, EVENT_WAIT_MS, "STATE", "vm", "p", "state", "running", NULL);
 
   after = host_vm_status (h, "p");
   g_assert_cmpint (json_object_get_int_member (after, "pid"), !=,

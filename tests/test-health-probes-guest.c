@@ -30,52 +30,15 @@ sh (const char *command)
   test_run_clear (&r);
 }
 
-/* Does event line `line` match: `name`, of probe `probe` when not NULL, with data member
- * `key` equal to `value`? */
+/* Is event line `line` a PROBE event of probe with state ok? */
 static gboolean
-event_is (JsonObject *line, const char *name, const char *probe, const char *key,
-          const char *value)
+probe_ok (JsonObject *line, const char *probe)
 {
   JsonObject *d = json_object_get_object_member (line, "data");
 
-  return g_strcmp0 (json_object_get_string_member (line, "event"), name) == 0
-         && (probe == NULL || g_strcmp0 (json_object_get_string_member (d, "probe"), probe) == 0)
-         && g_strcmp0 (json_object_get_string_member_with_default (d, key, NULL), value) == 0;
-}
-
-/* The next event line, within what is left until deadline (monotonic us); `what` names
- * what the test waits for when none comes. */
-static JsonObject *
-next_event (ControlClient *c, gint64 deadline, const char *what)
-{
-  g_autoptr(GError) error = NULL;
-  gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-  JsonObject *line;
-
-  if (left <= 0)
-    g_error ("waited %d ms for %s", WAIT_MS, what);
-  line = control_client_read_line (c, (guint) left, &error);
-  if (line == NULL)
-    g_error ("waited %d ms for %s: %s", WAIT_MS, what, error->message);
-  return line;
-}
-
-/* Reads event lines until `name` of vm whose data member `key` is `value` (and, for PROBE,
- * whose probe is `probe`); returns its data. */
-static JsonObject *
-expect_event (ControlClient *c, const char *name, const char *probe, const char *key,
-              const char *value)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
-  g_autofree char *what = g_strdup_printf ("%s %s %s=%s", name, probe ? probe : "", key, value);
-
-  for (;;)
-    {
-      g_autoptr(JsonObject) line = next_event (c, deadline, what);
-
-      if (event_is (line, name, probe, key, value))
-        return json_object_ref (json_object_get_object_member (line, "data"));
-    }
+  return g_strcmp0 (json_object_get_string_member (line, "event"), "PROBE") == 0
+         && g_strcmp0 (json_object_get_string_member (d, "probe"), probe) == 0
+         && g_strcmp0 (json_object_get_string_member (d, "state"), "ok") == 0;
 }
 
 /* Reads event lines until both probes have reported ok, in whichever order: their checks
@@ -88,10 +51,10 @@ expect_both_ok (ControlClient *c)
 
   while (!report_ok || !restart_ok)
     {
-      g_autoptr(JsonObject) line = next_event (c, deadline, "PROBE state=ok of both probes");
+      g_autoptr(JsonObject) line = host_next_event (c, deadline, "PROBE state=ok of both probes");
 
-      report_ok = report_ok || event_is (line, "PROBE", REPORT_PROBE, "state", "ok");
-      restart_ok = restart_ok || event_is (line, "PROBE", RESTART_PROBE, "state", "ok");
+      report_ok = report_ok || probe_ok (line, REPORT_PROBE);
+      restart_ok = restart_ok || probe_ok (line, RESTART_PROBE);
     }
 }
 
@@ -133,7 +96,7 @@ test_guest_service_stops (void)
 
   /* action=report: failing after 3 misses, reported, nothing restarted. */
   console_type (fd, "kill $(cat /run/tcp-5000.pid)\n");
-  report = expect_event (events, "PROBE", REPORT_PROBE, "state", "failing");
+  report = host_expect_event (events, WAIT_MS, "PROBE", "probe", REPORT_PROBE, "state", "failing", NULL);
   g_assert_cmpstr (json_object_get_string_member (report, "reason"), ==,
                    "failed 3 times in a row (connection refused)");
   st = host_vm_status (h, "svc");
@@ -147,13 +110,13 @@ test_guest_service_stops (void)
 
   /* action=restart: failing after 3 misses ends the run; a new QEMU starts. */
   console_type (fd, "kill $(cat /run/tcp-5001.pid)\n");
-  restart = expect_event (events, "PROBE", RESTART_PROBE, "state", "failing");
+  restart = host_expect_event (events, WAIT_MS, "PROBE", "probe", RESTART_PROBE, "state", "failing", NULL);
   g_assert_cmpstr (json_object_get_string_member (restart, "reason"), ==,
                    "failed 3 times in a row (connection refused)");
-  backoff = expect_event (events, "STATE", NULL, "state", "backoff");
+  backoff = host_expect_event (events, WAIT_MS, "STATE", "state", "backoff", NULL);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (backoff, "reason"),
                                    "probe " RESTART_PROBE " failed 3 times (connection refused)"));
-  again = expect_event (events, "STATE", NULL, "state", "running");
+  again = host_expect_event (events, WAIT_MS, "STATE", "state", "running", NULL);
   g_clear_pointer (&st, json_object_unref);
   st = host_vm_status (h, "svc");
   g_assert_cmpint (json_object_get_int_member (st, "restarts"), ==, 1);

@@ -87,32 +87,6 @@ connect_control (Host *h)
   return ctl;
 }
 
-/* Reads the events stream until a PROBE event of probe with state. */
-static void
-wait_probe_event (ControlClient *events, const char *probe, const char *state)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
-
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-      g_autoptr(JsonObject) line = NULL;
-      JsonObject *data;
-
-      if (left <= 0)
-        g_error ("no PROBE event %s %s within %d ms", probe, state, WAIT_MS);
-      line = control_client_read_line (events, (guint) left, &error);
-      g_assert_no_error (error);
-      if (g_strcmp0 (control_json_get_string (line, "event"), "PROBE") != 0)
-        continue;
-      data = json_object_get_object_member (line, "data");
-      if (g_strcmp0 (control_json_get_string (data, "probe"), probe) == 0
-          && g_strcmp0 (control_json_get_string (data, "state"), state) == 0)
-        return;
-    }
-}
-
 static void
 test_exec_report (void)
 {
@@ -120,7 +94,7 @@ test_exec_report (void)
   g_autoptr(ControlClient) ctl = NULL;
   g_autoptr(ControlClient) events = NULL;
   g_autoptr(JsonNode) sub = NULL;
-  g_autoptr(JsonObject) st = NULL;
+  g_autoptr(JsonObject) st = NULL, failing = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *err = NULL;
   TestRun r;
@@ -139,7 +113,10 @@ test_exec_report (void)
   g_assert_no_error (error);
   start_vm (h, "ioc");
 
-  wait_probe_event (events, "exec:/bin/false", "failing");
+  failing = host_expect_event (events, WAIT_MS, "PROBE", "probe", "exec:/bin/false", "state",
+                               "failing", NULL);
+  g_assert_cmpstr (json_object_get_string_member (failing, "reason"), ==,
+                   "failed 2 times in a row (exited with status 1)");
   test_wait_until (probe_is (ctl, "ioc", 0, "ok"), WAIT_MS, "exec:/bin/true ok");
   test_wait_until (probe_is (ctl, "ioc", 1, "ok"), WAIT_MS, "%n replaced by ioc");
   test_wait_until (probe_is (ctl, "ioc", 3, "failing"), WAIT_MS, "the hanging command failing");

@@ -116,31 +116,6 @@ assert_sample (const char *scraped, const char *sample)
     g_error ("no line '%s' in the scrape:\n%s", sample, scraped);
 }
 
-/* Reads event lines until event `name` of vm with data.state == state; returns its data. */
-static JsonObject *
-expect_event (ControlClient *c, const char *vm, const char *name, const char *state, int timeout_ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(JsonObject) line = NULL;
-      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-      JsonObject *d;
-
-      if (left <= 0)
-        g_error ("no %s event with state %s within %d ms", name, state, timeout_ms);
-      line = control_client_read_line (c, (guint) left, &error);
-      g_assert_no_error (error);
-      d = json_object_get_object_member (line, "data");
-      if (g_strcmp0 (json_object_get_string_member (line, "event"), name) == 0
-          && g_strcmp0 (json_object_get_string_member (d, "vm"), vm) == 0
-          && g_strcmp0 (json_object_get_string_member_with_default (d, "state", NULL), state) == 0)
-        return json_object_ref (d);
-    }
-}
-
 static const char *
 storage_member (JsonObject *st, const char *member)
 {
@@ -302,15 +277,15 @@ outage_pause (Outage *o)
   TestRun r;
 
   nbd_kill (o->nbd);
-  failing = expect_event (o->events, "st", "STORAGE", "failing", WAIT_MS);
+  failing = host_expect_event (o->events, WAIT_MS, "STORAGE", "vm", "st", "state", "failing", NULL);
   g_assert_cmpstr (json_object_get_string_member (failing, "disk"), ==, "data");
   g_assert_nonnull (strstr (json_object_get_string_member (failing, "reason"),
                             "disk data: write: Input/output error; the guest is paused"));
-  paused = expect_event (o->events, "st", "STATE", "paused", WAIT_MS);
+  paused = host_expect_event (o->events, WAIT_MS, "STATE", "vm", "st", "state", "paused", NULL);
   g_assert_true (g_str_has_prefix (json_object_get_string_member (paused, "reason"),
                                    "a disk I/O error on d-data (write: Input/output error)"));
   test_wait_until (storage_checked_and_failed (o->h, "st"), WAIT_MS, "a failed storage check");
-  stuck = expect_event (o->events, "st", "STORAGE", "stuck", WAIT_MS);
+  stuck = host_expect_event (o->events, WAIT_MS, "STORAGE", "vm", "st", "state", "stuck", NULL);
   g_assert_nonnull (strstr (json_object_get_string_member (stuck, "reason"),
                             "storage stuck (last check: disk data: NBD server "));
 
@@ -435,7 +410,7 @@ outage_resume (Outage *o)
   JsonObject *s;
 
   nbd_start (o->nbd);
-  ok = expect_event (o->events, "st", "STORAGE", "ok", RESUME_MS);
+  ok = host_expect_event (o->events, RESUME_MS, "STORAGE", "vm", "st", "state", "ok", NULL);
   g_assert_nonnull (strstr (json_object_get_string_member (ok, "reason"), "the storage answers again"));
   st = host_vm_status (o->h, "st");
   g_assert_cmpstr (json_object_get_string_member (st, "state"), ==, "running");
