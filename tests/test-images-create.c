@@ -317,9 +317,11 @@ test_clone (void)
   listing = dir_listing (dir);
   g_assert_cmpstr (listing, ==, "base.qcow2 copy.raw");
 
-  /* qemu-img -p reports 0 first and 100 last, never going back. */
-  g_assert_cmpuint (progress.values->len, >=, 2);
-  g_assert_cmpfloat (g_array_index (progress.values, double, 0), ==, 0.0);
+  /* qemu-img -p reports from 0 to 100, never going back; each read of its output gives
+   * the latest value, so a loaded machine may see the first one later than 0, or only
+   * 100. */
+  g_assert_cmpuint (progress.values->len, >=, 1);
+  g_assert_cmpfloat (g_array_index (progress.values, double, 0), >=, 0.0);
   g_assert_cmpfloat (g_array_index (progress.values, double, progress.values->len - 1), ==, 100.0);
   for (guint i = 1; i < progress.values->len; i++)
     g_assert_cmpfloat (g_array_index (progress.values, double, i), >, g_array_index (progress.values, double, i - 1));
