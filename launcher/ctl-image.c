@@ -96,10 +96,15 @@ on_progress (double percent, gpointer user_data)
     }
   else
     {
-      if (bar->shown >= 0 && whole / 10 == bar->shown / 10)
-        return;
+      /* Every step passed, even when qemu-img's output was read late in one piece: a log
+       * always reads 0%, 10%, ... 100%. */
+      int step = bar->shown < 0 ? 0 : bar->shown + 10;
+
       whole -= whole % 10;
-      printf ("%d%%\n", whole);
+      if (step > whole)
+        return;
+      for (; step <= whole; step += 10)
+        printf ("%d%%\n", step);
     }
   bar->shown = whole;
   fflush (stdout);

@@ -179,7 +179,10 @@ test_create (void)
   run_clear (&r);
 }
 
-/* Not on a terminal: one line per 10% step, 0% first and 100% last. */
+/* Not on a terminal: one line per 10% step, every step, however qemu-img's output was
+ * read. */
+#define STEPS "0%%\n10%%\n20%%\n30%%\n40%%\n50%%\n60%%\n70%%\n80%%\n90%%\n100%%\n"   /* in formats */
+
 static void
 test_clone (void)
 {
@@ -195,9 +198,8 @@ test_clone (void)
   r = run_image (dir, "clone", source, target, "--format", "raw", NULL);
   g_assert_cmpstr (r.err, ==, "");
   g_assert_cmpint (r.status, ==, 0);
-  g_assert_true (g_str_has_prefix (r.out, "0%\n"));
-  suffix = g_strdup_printf ("100%%\ncloned %s to %s (raw)\n", source, target);
-  g_assert_true (g_str_has_suffix (r.out, suffix));
+  suffix = g_strdup_printf (STEPS "cloned %s to %s (raw)\n", source, target);
+  g_assert_cmpstr (r.out, ==, suffix);
   run_clear (&r);
   run_tool ("qemu-img compare -f qcow2 -F raw %s %s", source, target);
 
@@ -336,14 +338,11 @@ test_flatten (void)
   r = run_image (dir, "flatten", "web", NULL);
   g_assert_cmpstr (r.err, ==, "");
   g_assert_cmpint (r.status, ==, 0);
-  expected = g_strdup_printf ("disk root: flattening %s\n0%%\n", image);
-  g_assert_true (g_str_has_prefix (r.out, expected));
-  g_free (expected);
-  expected = g_strdup_printf ("100%%\ndisk root: %1$s is standalone now\n"
+  expected = g_strdup_printf ("disk root: flattening %1$s\n" STEPS "disk root: %1$s is standalone now\n"
                               "disk root: remove 'base = %2$s/img/base.qcow2' at %2$s/vms.d/web.conf:6 before "
                               "'web' starts again\n"
                               "disk data: %2$s/img/data.raw is already standalone\n", image, dir);
-  g_assert_true (g_str_has_suffix (r.out, expected));
+  g_assert_cmpstr (r.out, ==, expected);
   run_clear (&r);
   run_tool ("qemu-img compare -f qcow2 -F raw %s %s", image, reference);
 }
