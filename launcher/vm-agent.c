@@ -3,11 +3,10 @@
  * RUN-DIR/vm/NAME/agent.sock), each ping a guest-sync-delimited with a fresh random id and
  * then a guest-ping (qmp/qga-ping.h), all asynchronous, bounded by agent-timeout.  The
  * check is armed when the VM reaches running (first ping at once) and disarmed in any
- * other state, like the probes (vm-probe.c), whose shape, wording and start period
- * (agent-grace: failures are not counted until the first answer or its end) it follows:
- * after agent-failures failures in a row it becomes
- * failing (an AGENT event, `status`, `list`); with agent-action = restart it then ends the
- * run as a failure, through the same state machine event as a probe (VM_EVENT_PROBE_FAILED).
+ * other state, like the probes (vm-probe.c), and scored as they are (vm-health-check.h):
+ * failures are not counted until the first answer or the end of agent-grace; after
+ * agent-failures in a row it is failing (an AGENT event, `status`, `list`); with
+ * agent-action = restart it then ends the run as a failure (VM_EVENT_PROBE_FAILED).
  *
  * One connection is kept while pings succeed.  After a timeout or a broken channel it is
  * closed and the next ping connects again; a request may have been half written, and
@@ -19,33 +18,21 @@
 #include <gio/gunixsocketaddress.h>
 #include <string.h>
 
+#include "launcher/vm-health-check.h"
 #include "qmp/qga-ping.h"
-
-typedef enum { AGENT_PENDING, AGENT_OK, AGENT_FAILING } AgentState;
-
-static const char *const agent_state_names[] = { "pending", "ok", "failing" };
 
 struct _VmAgent
 {
   Vm *vm;
-  AgentState state;
+  VmHealthCheck check;          /* its results */
   gboolean active;              /* the VM runs: the timer is armed */
   guint timer;                  /* every interval */
-  gint64 grace_end;             /* monotonic us: failures count from here on... */
-  gboolean answered;            /* ...or from the first answer of the run */
   GSocketConnection *connection;   /* to agent.sock, kept between good pings */
   int port_open;                /* -1: not known yet; else whether the guest holds the port */
   /* The ping in flight, if any. */
   gboolean busy;
-  gint64 started;               /* monotonic us */
   guint timeout_timer;
   GCancellable *cancel;
-  /* Results. */
-  gint64 last_time;             /* real us of the last result; 0: none yet */
-  gint64 latency_us;
-  guint failures;               /* in a row */
-  guint64 checks;
-  char *last_error;
 };
 
 static void
@@ -67,70 +54,15 @@ attempt_end (VmAgent *agent)
   agent->busy = FALSE;
 }
 
-static void
-agent_set_state (VmAgent *agent, AgentState state)
-{
-  Vm *vm = agent->vm;
-  g_autofree char *detail = NULL;
-
-  if (state == agent->state)
-    return;
-  agent->state = state;
-  if (state == AGENT_OK)
-    detail = g_strdup_printf ("answered in %" G_GINT64_FORMAT " ms", agent->latency_us / 1000);
-  else
-    detail = g_strdup_printf ("failed %u times in a row (%s)", agent->failures, agent->last_error);
-  vm_log (vm, "guest agent: %s, %s", agent_state_names[state], detail);
-  if (vm->observer->guest_event != NULL)
-    {
-      g_autoptr(JsonObject) data = json_object_new ();
-
-      json_object_set_string_member (data, "state", agent_state_names[state]);
-      json_object_set_string_member (data, "reason", detail);
-      vm->observer->guest_event (vm, "AGENT", data, vm->observer_data);
-    }
-}
-
+/* The ping in flight ended: recorded last, as it may end the run (see
+ * vm_health_check_result). */
 static void
 agent_result (VmAgent *agent, gboolean ok, const char *error)
 {
-  Vm *vm = agent->vm;
-  const VmHealth *h = &vm->config->health;
-
-  agent->latency_us = g_get_monotonic_time () - agent->started;
-  agent->last_time = g_get_real_time ();
-  agent->checks++;
   attempt_end (agent);
-  if (ok)
-    {
-      agent->answered = TRUE;
-      agent->failures = 0;
-      g_clear_pointer (&agent->last_error, g_free);
-      agent_set_state (agent, AGENT_OK);
-      return;
-    }
-  /* The channel may hold half a request or a late reply: start afresh next time. */
-  connection_close (agent);
-  g_free (agent->last_error);
-  agent->last_error = g_strdup (error);
-  if (!agent->answered && g_get_monotonic_time () < agent->grace_end)
-    {
-      g_debug ("vm '%s': guest agent ping failed in its grace period: %s", vm->config->name,
-               error);
-      return;
-    }
-  agent->failures++;
-  g_debug ("vm '%s': guest agent ping failed (%u): %s", vm->config->name, agent->failures, error);
-  if ((gint64) agent->failures < h->agent_failures)
-    return;
-  agent_set_state (agent, AGENT_FAILING);
-  if ((gint64) agent->failures == h->agent_failures && h->agent_action == VM_PROBE_ACTION_RESTART)
-    {
-      g_free (vm->probe_failure);
-      vm->probe_failure = g_strdup_printf ("guest agent failed %u times (%s)", agent->failures,
-                                           error);
-      vm_handle_event (vm, VM_EVENT_PROBE_FAILED);
-    }
+  if (!ok)
+    connection_close (agent);   /* it may hold half a request or a late reply: start afresh */
+  vm_health_check_result (&agent->check, ok, error);
 }
 
 static gboolean
@@ -199,7 +131,7 @@ attempt (VmAgent *agent)
   if (agent->busy)
     return;                     /* the last one still runs: its timeout ends it */
   agent->busy = TRUE;
-  agent->started = g_get_monotonic_time ();
+  agent->check.started = g_get_monotonic_time ();
   agent->cancel = g_cancellable_new ();
   agent->timeout_timer = g_timeout_add ((guint) vm->config->health.agent_timeout_ms,
                                         on_attempt_timeout, agent);
@@ -248,7 +180,7 @@ agent_free (VmAgent *agent)
   if (agent == NULL)
     return;
   agent_disarm (agent);
-  g_free (agent->last_error);
+  vm_health_check_clear (&agent->check);
   g_free (agent);
 }
 
@@ -278,8 +210,9 @@ vm_agent_state_changed (Vm *vm, VmState old_state)
       vm->agent = g_new0 (VmAgent, 1);
       vm->agent->vm = vm;
       vm->agent->port_open = -1;
-      vm->agent->grace_end = (vm->run_started ? vm->run_started : g_get_monotonic_time ())
-                             + vm->config->health.agent_grace_ms * 1000;
+      vm_health_check_init (&vm->agent->check, vm, "AGENT", NULL, "guest agent",
+                            vm->config->health.agent_failures, vm->config->health.agent_action,
+                            vm->config->health.agent_grace_ms, vm->run_started);
     }
   /* The first ping from the main loop, at once; after a pause the run's grace period goes
    * on. */
@@ -304,7 +237,8 @@ vm_agent_qmp_event (Vm *vm, const QmpMessage *event)
 gboolean
 vm_agent_failing (Vm *vm)
 {
-  return vm->agent != NULL && vm->agent->active && vm->agent->state == AGENT_FAILING;
+  return vm->agent != NULL && vm->agent->active
+         && vm->agent->check.state == VM_HEALTH_CHECK_FAILING;
 }
 
 JsonObject *
@@ -322,33 +256,12 @@ vm_agent_describe (Vm *vm)
   json_object_set_int_member (o, "timeout-ms", h->agent_timeout_ms);
   json_object_set_int_member (o, "failures-before-action", h->agent_failures);
   json_object_set_int_member (o, "grace-ms", h->agent_grace_ms);
-  json_object_set_string_member (o, "state", agent && agent->active
-                                             ? agent_state_names[agent->state] : "-");
-  if (agent != NULL && agent->last_time != 0)
-    {
-      g_autoptr(GDateTime) sec = g_date_time_new_from_unix_local (agent->last_time / G_USEC_PER_SEC);
-      g_autoptr(GDateTime) t = g_date_time_add (sec, agent->last_time % G_USEC_PER_SEC);
-      g_autofree char *when = g_date_time_format_iso8601 (t);
-
-      json_object_set_string_member (o, "last-time", when);
-      json_object_set_double_member (o, "latency-ms", (double) agent->latency_us / 1000.0);
-    }
-  else
-    {
-      json_object_set_null_member (o, "last-time");
-      json_object_set_null_member (o, "latency-ms");
-    }
+  vm_health_check_describe (agent ? &agent->check : NULL, agent && agent->active, o);
   /* What QEMU last said of the guest's side of the port (VSERPORT_CHANGE); null: nothing
    * yet this run (a guest still booting, or a QEMU adopted from an earlier daemon). */
   if (agent != NULL && agent->port_open >= 0)
     json_object_set_boolean_member (o, "port-open", agent->port_open);
   else
     json_object_set_null_member (o, "port-open");
-  json_object_set_int_member (o, "failures", agent ? agent->failures : 0);
-  json_object_set_int_member (o, "checks", agent ? (gint64) agent->checks : 0);
-  if (agent != NULL && agent->last_error != NULL)
-    json_object_set_string_member (o, "last-error", agent->last_error);
-  else
-    json_object_set_null_member (o, "last-error");
   return o;
 }

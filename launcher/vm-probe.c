@@ -5,10 +5,11 @@
  * reaches `failures` failures in a row becomes failing (an event, `status`, `list`); with
  * action=restart it then ends the run as a failure.
  *
- * The grace period is a start period, as Docker's HEALTHCHECK has: failures in it are not
- * counted (the probe stays pending, its last error shown) until the first success, which
- * ends it, or until it is over, counted from the start of the run.  So a generous grace
- * costs nothing: a guest that boots quickly is ok as soon as it answers. */
+ * Each probe is scored by vm-health-check.c.  Its grace period is a start period, as
+ * Docker's HEALTHCHECK has: failures in it are not counted (the probe stays pending, its
+ * last error shown) until the first success, which ends it, or until it is over, counted
+ * from the start of the run.  So a generous grace costs nothing: a guest that boots
+ * quickly is ok as soon as it answers. */
 #include "launcher/vm-private.h"
 
 #include <gio/gio.h>
@@ -16,33 +17,22 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { PROBE_PENDING, PROBE_OK, PROBE_FAILING } ProbeState;
-
-static const char *const probe_state_names[] = { "pending", "ok", "failing" };
+#include "launcher/vm-health-check.h"
 
 typedef struct
 {
   Vm *vm;
   VmProbe *probe;               /* a copy: the config may change while the VM is down */
-  ProbeState state;
+  VmHealthCheck check;          /* its results */
   gboolean active;              /* the VM runs: the timer is armed */
   guint timer;                  /* every interval */
-  gint64 grace_end;             /* monotonic us: failures count from here on... */
-  gboolean answered;            /* ...or from the first success of the run */
   /* The check in flight, if any. */
   gboolean busy;
-  gint64 started;               /* monotonic us */
   guint timeout_timer;
   GCancellable *cancel;         /* tcp, exec */
   GSocket *socket;              /* udp */
   GSource *recv_source;         /* udp */
   GSubprocess *process;         /* exec */
-  /* Results. */
-  gint64 last_time;             /* real us of the last result; 0: none yet */
-  gint64 latency_us;
-  guint failures;               /* in a row */
-  guint64 checks;
-  char *last_error;
 } VmProbeRun;
 
 /* "Could not connect to 10.0.0.2: Connection refused" -> "connection refused". */
@@ -82,70 +72,13 @@ attempt_end (VmProbeRun *run)
   run->busy = FALSE;
 }
 
-static void
-probe_set_state (VmProbeRun *run, ProbeState state)
-{
-  Vm *vm = run->vm;
-  g_autofree char *detail = NULL;
-
-  if (state == run->state)
-    return;
-  run->state = state;
-  if (state == PROBE_OK)
-    detail = g_strdup_printf ("answered in %" G_GINT64_FORMAT " ms", run->latency_us / 1000);
-  else
-    detail = g_strdup_printf ("failed %u times in a row (%s)", run->failures, run->last_error);
-  vm_log (vm, "probe %s: %s, %s", run->probe->spec, probe_state_names[state], detail);
-  if (vm->observer->guest_event != NULL)
-    {
-      g_autoptr(JsonObject) data = json_object_new ();
-
-      json_object_set_string_member (data, "probe", run->probe->spec);
-      json_object_set_string_member (data, "state", probe_state_names[state]);
-      json_object_set_string_member (data, "reason", detail);
-      vm->observer->guest_event (vm, "PROBE", data, vm->observer_data);
-    }
-}
-
+/* The check in flight ended: recorded last, as it may end the run (see
+ * vm_health_check_result). */
 static void
 probe_result (VmProbeRun *run, gboolean ok, const char *error)
 {
-  Vm *vm = run->vm;
-
-  run->latency_us = g_get_monotonic_time () - run->started;
-  run->last_time = g_get_real_time ();
-  run->checks++;
   attempt_end (run);
-  if (ok)
-    {
-      run->answered = TRUE;
-      run->failures = 0;
-      g_clear_pointer (&run->last_error, g_free);
-      probe_set_state (run, PROBE_OK);
-      return;
-    }
-  g_free (run->last_error);
-  run->last_error = g_strdup (error);
-  if (!run->answered && g_get_monotonic_time () < run->grace_end)
-    {
-      g_debug ("vm '%s': probe %s failed in its grace period: %s", vm->config->name,
-               run->probe->spec, error);
-      return;
-    }
-  run->failures++;
-  g_debug ("vm '%s': probe %s failed (%u): %s", vm->config->name, run->probe->spec,
-           run->failures, error);
-  if ((gint64) run->failures < run->probe->failures)
-    return;
-  probe_set_state (run, PROBE_FAILING);
-  if ((gint64) run->failures == run->probe->failures
-      && run->probe->action == VM_PROBE_ACTION_RESTART)
-    {
-      g_free (vm->probe_failure);
-      vm->probe_failure = g_strdup_printf ("probe %s failed %u times (%s)", run->probe->spec,
-                                           run->failures, error);
-      vm_handle_event (vm, VM_EVENT_PROBE_FAILED);
-    }
+  vm_health_check_result (&run->check, ok, error);
 }
 
 static gboolean
@@ -289,7 +222,7 @@ attempt (VmProbeRun *run)
   if (run->busy)
     return;                     /* the last one still runs: its timeout ends it */
   run->busy = TRUE;
-  run->started = g_get_monotonic_time ();
+  run->check.started = g_get_monotonic_time ();
   run->cancel = g_cancellable_new ();
   run->timeout_timer = g_timeout_add ((guint) run->probe->timeout_ms, on_attempt_timeout, run);
   if (attempt_start (run, &error))
@@ -330,8 +263,8 @@ probe_run_free (gpointer data)
   VmProbeRun *run = data;
 
   probe_run_disarm (run);
+  vm_health_check_clear (&run->check);
   vm_probe_free (run->probe);
-  g_free (run->last_error);
   g_free (run);
 }
 
@@ -339,7 +272,6 @@ void
 vm_probes_state_changed (Vm *vm, VmState old_state)
 {
   const GPtrArray *probes = vm->config->health.probes;
-  gint64 run_started = vm->run_started ? vm->run_started : g_get_monotonic_time ();
 
   if (vm->state != VM_STATE_RUNNING)
     {
@@ -357,9 +289,14 @@ vm_probes_state_changed (Vm *vm, VmState old_state)
       for (guint i = 0; probes != NULL && i < probes->len; i++)
         {
           VmProbeRun *run = g_new0 (VmProbeRun, 1);
+          g_autofree char *subject = NULL;
+
           run->vm = vm;
           run->probe = vm_probe_copy (probes->pdata[i]);
-          run->grace_end = run_started + run->probe->grace_ms * 1000;
+          subject = g_strdup_printf ("probe %s", run->probe->spec);
+          vm_health_check_init (&run->check, vm, "PROBE", run->probe->spec, subject,
+                                run->probe->failures, run->probe->action, run->probe->grace_ms,
+                                vm->run_started);
           g_ptr_array_add (vm->probes, run);
         }
     }
@@ -386,7 +323,7 @@ vm_probes_failing (Vm *vm)
   for (guint i = 0; vm->probes != NULL && i < vm->probes->len; i++)
     {
       const VmProbeRun *run = vm->probes->pdata[i];
-      if (run->active && run->state == PROBE_FAILING)
+      if (run->active && run->check.state == VM_HEALTH_CHECK_FAILING)
         return TRUE;
     }
   return FALSE;
@@ -403,28 +340,7 @@ probe_describe (const VmProbe *probe, const VmProbeRun *run)
   json_object_set_int_member (o, "timeout-ms", probe->timeout_ms);
   json_object_set_int_member (o, "failures-before-action", probe->failures);
   json_object_set_int_member (o, "grace-ms", probe->grace_ms);
-  json_object_set_string_member (o, "state", run && run->active ? probe_state_names[run->state]
-                                                                : "-");
-  if (run != NULL && run->last_time != 0)
-    {
-      g_autoptr(GDateTime) sec = g_date_time_new_from_unix_local (run->last_time / G_USEC_PER_SEC);
-      g_autoptr(GDateTime) t = g_date_time_add (sec, run->last_time % G_USEC_PER_SEC);
-      g_autofree char *when = g_date_time_format_iso8601 (t);
-
-      json_object_set_string_member (o, "last-time", when);
-      json_object_set_double_member (o, "latency-ms", (double) run->latency_us / 1000.0);
-    }
-  else
-    {
-      json_object_set_null_member (o, "last-time");
-      json_object_set_null_member (o, "latency-ms");
-    }
-  json_object_set_int_member (o, "failures", run ? run->failures : 0);
-  json_object_set_int_member (o, "checks", run ? (gint64) run->checks : 0);
-  if (run != NULL && run->last_error != NULL)
-    json_object_set_string_member (o, "last-error", run->last_error);
-  else
-    json_object_set_null_member (o, "last-error");
+  vm_health_check_describe (run ? &run->check : NULL, run && run->active, o);
   return o;
 }
 
